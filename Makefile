@@ -1,0 +1,31 @@
+# `make demo` and `make test` each set everything up on a fresh machine, then run.
+# The venv is (re)installed only when pyproject.toml changes, so a second run installs nothing.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	# torch first and exactly pinned: the CPU wheel on disk, never the CUDA download.
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/hpo run studies/lr_schedules.py --n-trials 30
+
+test: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m mypy hpo search_spaces
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy hpo search_spaces
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,155 @@
+"""Parameter specs: a range to search, or a value to hold fixed.
+
+A spec is either an Optuna distribution (``FloatDistribution``, ``IntDistribution``,
+``CategoricalDistribution``), which :func:`suggest` asks the trial for, or any other value,
+which is fixed: returned as is and never suggested, so it stays out of ``trial.params``.
+:func:`Float`, :func:`Int` and :func:`Choice` build the distributions and check their
+arguments at once, so a bad range fails where it is written rather than mid-study.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any, TypeAlias
+
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalChoiceType,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+from optuna.trial import BaseTrial
+
+Distribution: TypeAlias = FloatDistribution | IntDistribution | CategoricalDistribution
+# Anything that is not a Distribution is a fixed value; `Any` says so honestly.
+Spec: TypeAlias = Any
+
+_CHOICE_TYPES = (type(None), bool, int, float, str)
+
+
+# Float, Int and Choice are capitalized like types because in a space they read as one.
+def Float(
+    low: float, high: float, *, log: bool = False, step: float | None = None
+) -> FloatDistribution:
+    """A float range to search, ``low`` and ``high`` included.
+
+    >>> Float(1e-4, 0.3, log=True)
+    FloatDistribution(high=0.3, log=True, low=0.0001, step=None)
+    """
+    _check_number("low", low)
+    _check_number("high", high)
+    _check_bounds(low, high, log)
+    if step is not None:
+        _check_number("step", step)
+        if log:
+            raise ValueError(
+                f"`step` and `log=True` cannot be combined, but got ({step=}, {log=}); drop one."
+            )
+        if step <= 0:
+            raise ValueError(f"`step > 0` must hold, but got {step=}; pass a positive step.")
+    return FloatDistribution(low, high, log=log, step=step)
+
+
+def Int(low: int, high: int, *, log: bool = False, step: int = 1) -> IntDistribution:
+    """An integer range to search, ``low`` and ``high`` both included (as in Optuna).
+
+    >>> Int(1, 4)
+    IntDistribution(high=4, log=False, low=1, step=1)
+    """
+    for name, value in (("low", low), ("high", high), ("step", step)):
+        if not _is_int(value):
+            raise ValueError(f"`{name}` must be an int, but got {value!r}; use Float for reals.")
+    _check_bounds(low, high, log)
+    if step < 1:
+        raise ValueError(f"`step >= 1` must hold, but got {step=}; pass a positive step.")
+    if log and step != 1:
+        raise ValueError(
+            f"`step` and `log=True` cannot be combined, but got ({step=}, {log=}); drop one."
+        )
+    return IntDistribution(low, high, log=log, step=step)
+
+
+def Choice(values: Sequence[CategoricalChoiceType]) -> CategoricalDistribution:
+    """A choice among ``values`` (None, bool, int, float or str, no duplicates).
+
+    >>> Choice(["tanh", "relu"])
+    CategoricalDistribution(choices=('tanh', 'relu'))
+    """
+    if isinstance(values, str | bytes) or not isinstance(values, Sequence):
+        raise ValueError(
+            f"`values` must be a list of choices, but got {values!r}; write Choice([...])."
+        )
+    if len(values) == 0:
+        raise ValueError("`values` must hold at least one choice, but got []; add a value.")
+    for value in values:
+        if not isinstance(value, _CHOICE_TYPES):
+            raise ValueError(
+                f"Each choice must be None, bool, int, float or str, but got {value!r}; "
+                "choose by a name and map it to the object afterwards."
+            )
+    # Keyed by type too, because True == 1 and 1 == 1.0 are different choices here.
+    if len({(type(v), v) for v in values}) != len(values):
+        raise ValueError(f"Choices must be distinct, but got {list(values)!r}; drop the repeats.")
+    return CategoricalDistribution(values)
+
+
+def is_searched(spec: Spec) -> bool:
+    """Whether ``spec`` is a range to search rather than a fixed value."""
+    return isinstance(spec, BaseDistribution)
+
+
+def suggest(trial: BaseTrial, name: str, spec: Spec) -> Any:
+    """Ask ``trial`` for ``name`` within ``spec``, or return ``spec`` itself if it is fixed.
+
+    >>> import optuna
+    >>> trial = optuna.trial.FixedTrial({"width": 20})
+    >>> suggest(trial, "width", Int(4, 256, log=True)), suggest(trial, "dropout", 0.0)
+    (20, 0.0)
+    >>> trial.params
+    {'width': 20}
+    """
+    if isinstance(spec, FloatDistribution):
+        return trial.suggest_float(name, spec.low, spec.high, step=spec.step, log=spec.log)
+    if isinstance(spec, IntDistribution):
+        return trial.suggest_int(name, spec.low, spec.high, step=spec.step, log=spec.log)
+    if isinstance(spec, CategoricalDistribution):
+        return trial.suggest_categorical(name, spec.choices)
+    if isinstance(spec, BaseDistribution):
+        raise ValueError(
+            f"`{name}` must be a Float, Int or Choice spec or a fixed value, but got {spec!r}; "
+            "rewrite it with Float, Int or Choice."
+        )
+    refuse_collection(name, spec)
+    return spec
+
+
+def refuse_collection(name: str, spec: Spec) -> None:
+    """Refuse a list (or set, tuple, dict) given where one value or a spec belongs."""
+    # A list here almost always means "search these", which only Choice says.
+    if isinstance(spec, list | tuple | set | frozenset | dict):
+        raise ValueError(
+            f"`{name}` must be a single fixed value or a spec, but got {spec!r}; "
+            f"to search over these values write Choice({list(spec)!r})."
+        )
+
+
+def _is_int(value: object) -> bool:
+    # bool is an int subclass, but True as a bound or step is always a slip.
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_number(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"`{name}` must be a finite number, but got {value!r}; pass a number.")
+
+
+def _check_bounds(low: float, high: float, log: bool) -> None:
+    if low > high:
+        raise ValueError(f"`low <= high` must hold, but got ({low=}, {high=}); swap the bounds.")
+    if log and low <= 0:
+        raise ValueError(
+            f"`low > 0` must hold for `log=True`, but got {low=}; "
+            "raise `low` or use `log=False` (a fixed 0 is also allowed)."
+        )
