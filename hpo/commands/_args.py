@@ -1,0 +1,36 @@
+"""Argument types and options that several commands share."""
+
+from __future__ import annotations
+
+import argparse
+
+from hpo.storage import DEFAULT_STORAGE
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1, refused with the value given."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a number > 0, refused with the value given."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def add_storage_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--storage", default=None,
+        help=f"storage URL or file path (default: {DEFAULT_STORAGE} in the working folder; "
+             "a .db path means SQLite; postgresql://... for many hosts)")

@@ -1,0 +1,29 @@
+"""``hpo list``: every study in a storage, its trial counts by state and best R²."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import pandas as pd
+
+from hpo.commands._args import add_storage_argument
+from hpo.results import study_table
+from hpo.storage import resolve_storage
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser("list", help="list the studies in a storage",
+                                   description=__doc__)
+    add_storage_argument(parser)
+    parser.set_defaults(handler=execute)
+
+
+def execute(args: argparse.Namespace) -> int:
+    table = study_table(args.storage)
+    if table.empty:
+        print(f"No studies in {resolve_storage(args.storage)}.")
+        return 0
+    with pd.option_context("display.width", 160, "display.float_format", "{:.4f}".format):
+        print(table.to_string(index=False))
+    return 0

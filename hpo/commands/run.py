@@ -1,0 +1,120 @@
+"""``hpo run STUDY_FILE``: run or resume the studies a study file defines."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from typing import Any
+
+import optuna
+import pandas as pd
+
+from hpo.commands._args import add_storage_argument, positive_float, positive_int
+from hpo.errors import ConfigError
+from hpo.results import best_trial, leaderboard, trial_params
+from hpo.runners import RunOptions, run
+from hpo.runners.progress import best_value
+from hpo.storage import dashboard_command
+from hpo.study import PRUNERS, SAMPLERS, Study
+from hpo.study_file import load_studies, select_studies
+
+EPILOG = """\
+--n-trials is the number of finished trials (complete, pruned or failed) the study should
+hold. Running the same study again resumes it: only the missing trials run, so a run cut
+short is completed by repeating the command; raise --n-trials to extend a finished study.
+A grid study runs each grid point exactly once (--n-trials does not apply).
+"""
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "run", help="run or resume the studies of a study file", epilog=EPILOG,
+        description="Run (or resume) the studies a study file defines, then print a "
+                    "leaderboard and the line that opens them in optuna-dashboard.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("study_file", help="a .py file defining STUDY or STUDIES")
+    parser.add_argument("--study-name", help="with several studies in the file: run only this "
+                        "one; with one: store it under this name")
+    parser.add_argument("--sampler", choices=SAMPLERS, help="override the study's sampler")
+    parser.add_argument("--pruner", choices=PRUNERS, help="override the study's pruner")
+    parser.add_argument("--n-trials", type=positive_int, help="finished trials the study "
+                        "should hold (see below)")
+    parser.add_argument("--timeout", type=positive_float, help="seconds after which no new "
+                        "trial starts")
+    parser.add_argument("--seed", type=int, help="override the study's seed")
+    add_storage_argument(parser)
+    parser.add_argument("--workers", type=positive_int, help="worker processes (default: one "
+                        "per device and trial slot)")
+    parser.add_argument("--devices", default="auto", help="auto (every GPU, else the CPU), cpu, "
+                        "or cuda:0,cuda:1,... (default: auto)")
+    parser.add_argument("--trials-per-device", type=positive_int, default=1,
+                        help="trials that share one device at a time (default: 1)")
+    parser.add_argument("--top", type=positive_int, default=5, help="leaderboard rows (default 5)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(handler=execute)
+
+
+def execute(args: argparse.Namespace) -> int:
+    studies = _chosen_studies(args)
+    options = RunOptions(storage=args.storage, workers=args.workers, devices=args.devices,
+                         trials_per_device=args.trials_per_device,
+                         progress=not args.no_progress)
+    finished = []
+    for study in studies:
+        optuna_study = run(study, options)
+        _print_study(study, optuna_study, args.top)
+        finished.append(optuna_study)
+    if len(finished) > 1:
+        print(_summary_table(finished))
+    print(f"\nOpen the dashboard: {dashboard_command(args.storage)}")
+    return 0
+
+
+def _chosen_studies(args: argparse.Namespace) -> list[Study]:
+    studies = load_studies(args.study_file)
+    if args.study_name and len(studies) > 1:
+        studies = select_studies(studies, [args.study_name])
+    overrides = {key: value for key, value in (
+        ("sampler", args.sampler), ("pruner", args.pruner), ("n_trials", args.n_trials),
+        ("timeout", args.timeout), ("seed", args.seed),
+        ("name", args.study_name if len(studies) == 1 else None)) if value is not None}
+    return [study.replace(**overrides) for study in studies]
+
+
+def _print_study(study: Study, optuna_study: optuna.Study, top: int) -> None:
+    print(f"\n== {study.name}: {_counts(optuna_study)}")
+    board = leaderboard(optuna_study, top=top)
+    if board.empty:
+        print("No complete trial: every trial was pruned or failed.")
+        return
+    with pd.option_context("display.width", 160, "display.max_columns", 20,
+                           "display.float_format", "{:.4g}".format):
+        print(board.to_string(index=False))
+    best = best_trial(optuna_study)
+    print(f"best score (test R²): {best.value:.4f}  (trial {best.number})")
+    print(f"best params: {best.params or trial_params(best)}")
+
+
+def _counts(optuna_study: optuna.Study) -> str:
+    states = [t.state.name.lower() for t in optuna_study.get_trials(deepcopy=False)]
+    return ", ".join(f"{states.count(s)} {s}" for s in ("complete", "pruned", "fail")
+                     if states.count(s)) or "no trials"
+
+
+def _summary_table(studies: list[optuna.Study]) -> str:
+    rows = []
+    for optuna_study in studies:
+        value = best_value(optuna_study)
+        try:
+            params = best_trial(optuna_study).params
+        except ConfigError:
+            params = {}
+        rows.append({"study": optuna_study.study_name,
+                     "best R²": "-" if math.isnan(value) else f"{value:.4f}",
+                     "trials": _counts(optuna_study), "best params": _short(params)})
+    return "\n== Best per study\n" + pd.DataFrame(rows).to_string(index=False)
+
+
+def _short(params: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                     for k, v in params.items())

@@ -1,0 +1,225 @@
+"""The objective: params -> data -> model -> optimizer -> schedule -> the core loop -> test R².
+
+It never imports a search library: it talks back only through a Reporter, so the same code
+serves Optuna, Ray Tune, ``hpo compare`` and a plain script. Every epoch it reports the test
+R² (and MSE, learning rate); a reporter that wants the trial pruned raises, and training
+stops at once. A diverging trial raises TrialDiverged, which runners record as failed
+without stopping the study.
+
+Example:
+    >>> from hpo.data import LabData
+    >>> folds = prepare_folds(LabData(n=200), test_size=0.3, cv_folds=None, seed=0)
+    >>> params = {"hidden_layers": 1, "width": 8, "activation": "tanh", "batch_norm": False,
+    ...           "dropout": 0.0, "optimizer": "adam", "weight_decay": 0.0, "lr": 0.01,
+    ...           "scheduler": "constant", "batch_size": 64, "epochs": 3}
+    >>> r2 = evaluate(params, folds, MemoryReporter(), seed=0)    # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from hpo.data import (
+    CsvData,
+    InMemoryBatches,
+    LabData,
+    Mtcars,
+    RegressionData,
+    Standardizer,
+    kfold_splits,
+    train_test_split,
+)
+from hpo.errors import ConfigError
+from hpo.models import ModelSpec, build_model, count_parameters
+from hpo.reporting import MemoryReporter, Reporter
+from hpo.training import TrainResult, train
+from search_spaces import build_optimizer, build_scheduler
+
+REQUIRED_PARAMS = ("hidden_layers", "optimizer", "lr", "scheduler", "batch_size", "epochs")
+# What each epoch reports: the pruning metric first, then what plots and reports read.
+REPORTED = ("test_r2", "test_mse", "train_mse", "train_r2", "lr", "train_loss", "test_loss",
+            "seconds")
+
+
+class TrialDiverged(RuntimeError):
+    """Training hit a non-finite loss; the trial is recorded as failed, the study goes on."""
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One train/test pair of an evaluation: the single split, or one fold of k."""
+
+    train: RegressionData
+    test: RegressionData
+
+
+def prepare_folds(
+    source: LabData | Mtcars | CsvData,
+    *,
+    test_size: float = 0.3,
+    cv_folds: int | None = None,
+    standardize: bool = False,
+    seed: int = 0,
+) -> list[Fold]:
+    """Load the data once and split it: one train/test split, or k cross-validation folds."""
+    data = source.load()
+    pairs = kfold_splits(data, cv_folds, seed) if cv_folds else [
+        train_test_split(data, test_size, seed)
+    ]
+    if standardize:
+        pairs = [_standardized(train_part, test_part) for train_part, test_part in pairs]
+    return [Fold(train_part, test_part) for train_part, test_part in pairs]
+
+
+def _standardized(
+    train_part: RegressionData, test_part: RegressionData
+) -> tuple[RegressionData, RegressionData]:
+    scaler = Standardizer().fit(train_part)  # fitted on training rows only: no leak from test
+    return scaler.transform(train_part), scaler.transform(test_part)
+
+
+def model_spec(params: Mapping[str, Any], in_features: int) -> ModelSpec:
+    """The network the params describe; ``hidden_layers=0`` is linear regression."""
+    layers = int(params["hidden_layers"])
+    if layers == 0:  # the architecture knobs do not apply to a single linear layer
+        return ModelSpec(in_features=in_features)
+    return ModelSpec(
+        in_features=in_features,
+        hidden=(int(params["width"]),) * layers,
+        activation=str(params["activation"]),
+        batch_norm=bool(params.get("batch_norm", False)),
+        dropout=float(params.get("dropout") or 0.0),
+    )
+
+
+def train_params(
+    params: Mapping[str, Any],
+    fold: Fold,
+    *,
+    seed: int = 0,
+    device: str = "cpu",
+    callback: Any = None,
+    progress: bool = False,
+) -> tuple[nn.Module, ModelSpec, TrainResult]:
+    """Build everything the params describe and train it on one fold."""
+    check_params(params)
+    torch.manual_seed(seed)  # the model's initial weights
+    spec = model_spec(params, fold.train.x.shape[1])
+    model = build_model(spec).to(device)
+    optimizer = build_optimizer(params, model.parameters())
+    epochs = int(params["epochs"])
+    scheduler = build_scheduler(optimizer, params, epochs=epochs)
+    x_train, y_train = fold.train.tensors(device)
+    batch_size = None if params["batch_size"] == "full" else int(params["batch_size"])
+    batches = InMemoryBatches(x_train, y_train, batch_size=batch_size, shuffle=True, seed=seed)
+    x_test, y_test = fold.test.tensors(device)
+    test = InMemoryBatches(x_test, y_test, batch_size=None, shuffle=False)
+    result = train(model, batches, epochs=epochs, optimizer=optimizer, scheduler=scheduler,
+                   test_batches=test, device=device, callback=callback, progress=progress)
+    return model, spec, result
+
+
+def check_params(params: Mapping[str, Any]) -> None:
+    """Refuse a params dict that lacks what the objective needs, naming what is missing."""
+    missing = [key for key in REQUIRED_PARAMS if key not in params]
+    if missing:
+        raise ConfigError(
+            f"The search space must return {', '.join(REQUIRED_PARAMS)}, but "
+            f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing from "
+            f"{sorted(params)}; add the search_spaces suggest_* functions that provide them."
+        )
+
+
+def evaluate(
+    params: Mapping[str, Any],
+    folds: Sequence[Fold],
+    reporter: Reporter,
+    *,
+    seed: int = 0,
+    device: str = "cpu",
+    score: str = "final",
+) -> float:
+    """Train the params on every fold and return the test R² (mean over folds).
+
+    With one fold every epoch is reported, so pruners see the learning curve; with k folds
+    each fold's R² is reported as a step (the running mean), as k-fold scores have no epochs.
+
+    Raises:
+        TrialDiverged: the training loss became non-finite.
+    """
+    reporter.record({"params": dict(params), "family": str(params["scheduler"]),
+                     "device": device, "seed": seed})
+    if len(folds) == 1:
+        return _evaluate_split(params, folds[0], reporter, seed=seed, device=device, score=score)
+    return _evaluate_folds(params, folds, reporter, seed=seed, device=device, score=score)
+
+
+def _evaluate_split(
+    params: Mapping[str, Any], fold: Fold, reporter: Reporter, *, seed: int, device: str,
+    score: str,
+) -> float:
+    def forward(epoch: int, row: Mapping[str, float]) -> None:
+        reporter.report(epoch, {key: float(row[key]) for key in REPORTED if key in row})
+
+    model, _, result = train_params(params, fold, seed=seed, device=device, callback=forward)
+    history = result.history
+    reporter.record({"n_params": count_parameters(model), "history": _rows(history),
+                     "epochs_run": len(history)})
+    _raise_if_diverged(result, reporter)
+    best = history.loc[history["test_r2"].idxmax()] if score == "best" else history.iloc[-1]
+    reporter.record(_summary(best, seconds=float(history["seconds"].iloc[-1])))
+    return float(best["test_r2"])
+
+
+def _evaluate_folds(
+    params: Mapping[str, Any], folds: Sequence[Fold], reporter: Reporter, *, seed: int,
+    device: str, score: str,
+) -> float:
+    rows: list[dict[str, float]] = []
+    for number, fold in enumerate(folds, start=1):
+        model, _, result = train_params(params, fold, seed=seed + number, device=device)
+        _raise_if_diverged(result, reporter)
+        history = result.history
+        best = history.loc[history["test_r2"].idxmax()] if score == "best" else history.iloc[-1]
+        rows.append({"fold": number, **_summary(best, float(history["seconds"].iloc[-1]))})
+        reporter.report(number, {"test_r2": _mean(rows, "test_r2"),
+                                 "test_mse": _mean(rows, "test_mse")})
+    reporter.record({"n_params": count_parameters(model), "history": rows,
+                     "epochs_run": int(params["epochs"]), "ended": "completed",
+                     **{k: _mean(rows, k) for k in ("train_mse", "test_mse", "test_r2")},
+                     "seconds": sum(row["seconds"] for row in rows)})
+    return _mean(rows, "test_r2")
+
+
+def _raise_if_diverged(result: TrainResult, reporter: Reporter) -> None:
+    if result.diverged:
+        reporter.record({"ended": "diverged", "message": result.message})
+        raise TrialDiverged(result.message)
+
+
+def _summary(row: Any, seconds: float) -> dict[str, float]:
+    return {"train_mse": float(row["train_mse"]), "test_mse": float(row["test_mse"]),
+            "test_r2": float(row["test_r2"]), "seconds": seconds, "ended": "completed"}
+
+
+def _rows(history: Any) -> list[dict[str, float]]:
+    return [{key: float(value) for key, value in row.items()}
+            for row in history.to_dict(orient="records")]
+
+
+def _mean(rows: list[dict[str, float]], key: str) -> float:
+    return sum(row[key] for row in rows) / len(rows)
+
+
+def train_and_score(
+    params: Mapping[str, Any], folds: Sequence[Fold], *, seed: int = 0, device: str = "cpu",
+    score: str = "final",
+) -> tuple[float, MemoryReporter]:
+    """Evaluate outside any search: the score and everything it reported."""
+    reporter = MemoryReporter()
+    return evaluate(params, folds, reporter, seed=seed, device=device, score=score), reporter

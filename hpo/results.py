@@ -1,0 +1,113 @@
+"""Reading stored studies back: tables of trials, the leaderboard, a trial's per-epoch history.
+
+Example:
+    >>> study = load_study("lr-cosine", "hpo.journal")      # doctest: +SKIP
+    >>> leaderboard(study, top=5)                           # doctest: +SKIP
+    >>> trial_history(best_trial(study))                    # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+import pandas as pd
+from optuna.trial import FrozenTrial, TrialState
+
+from hpo.errors import ConfigError
+from hpo.storage import open_storage, resolve_storage, study_names
+
+# Trial attributes shown next to the value in tables, in this order.
+_ATTR_COLUMNS = ("ended", "family", "epochs_run", "seconds", "n_params", "device", "source")
+
+
+def load_study(name: str, storage: str | None = None) -> optuna.Study:
+    """The stored study called ``name``; an unknown name lists the ones that exist."""
+    backend = open_storage(storage)
+    names = study_names(backend)
+    if name not in names:
+        raise ConfigError(
+            f"No study named {name!r} in {resolve_storage(storage)}; it holds "
+            f"{', '.join(map(repr, names)) or 'no studies'}."
+        )
+    return optuna.load_study(study_name=name, storage=backend)
+
+
+def trials_frame(optuna_study: optuna.Study) -> pd.DataFrame:
+    """One row per trial: number, state, value, the readable attributes, then every param."""
+    rows = [_trial_row(t) for t in optuna_study.get_trials(deepcopy=False)]
+    return pd.DataFrame(rows, columns=_columns(rows))
+
+
+def _trial_row(trial: FrozenTrial) -> dict[str, Any]:
+    params = trial.user_attrs.get("params", trial.params)
+    row: dict[str, Any] = {"number": trial.number, "state": trial.state.name,
+                           "value": trial.value}
+    row.update({key: trial.user_attrs.get(key) for key in _ATTR_COLUMNS})
+    row.update({f"params_{key}": value for key, value in params.items()})
+    return row
+
+
+def _columns(rows: list[dict[str, Any]]) -> list[str]:
+    columns = ["number", "state", "value", *_ATTR_COLUMNS]
+    for row in rows:
+        columns += [key for key in row if key not in columns]
+    return columns
+
+
+def leaderboard(optuna_study: optuna.Study, top: int = 10) -> pd.DataFrame:
+    """The ``top`` complete trials, best test R² first, with only the params that vary."""
+    frame = trials_frame(optuna_study)
+    frame = frame[frame["state"] == TrialState.COMPLETE.name]
+    frame = frame.sort_values("value", ascending=False).head(top)
+    varying = [c for c in frame.columns if c.startswith("params_")
+               and frame[c].astype(str).nunique() > 1]
+    searched = [f"params_{name}" for name in _searched_names(optuna_study)]
+    shown = [c for c in frame.columns if c in varying or c in searched]
+    return frame[["number", "value", "family", "epochs_run", "seconds", *shown]].reset_index(
+        drop=True)
+
+
+def _searched_names(optuna_study: optuna.Study) -> list[str]:
+    names: list[str] = []
+    for trial in optuna_study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        names += [name for name in trial.params if name not in names]
+    return names
+
+
+def best_trial(optuna_study: optuna.Study) -> FrozenTrial:
+    """The complete trial with the highest test R²."""
+    complete = optuna_study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if not complete:
+        raise ConfigError(
+            f"Study {optuna_study.study_name!r} has no complete trial yet; run it first "
+            f"(hpo run STUDY_FILE) or wait for a trial to finish."
+        )
+    return max(complete, key=lambda t: t.value if t.value is not None else float("-inf"))
+
+
+def trial_history(trial: FrozenTrial) -> pd.DataFrame:
+    """The trial's per-epoch table (per-fold for cross-validated studies)."""
+    return pd.DataFrame(trial.user_attrs.get("history", []))
+
+
+def trial_params(trial: FrozenTrial) -> dict[str, Any]:
+    """Every param the trial trained with, fixed ones included."""
+    return dict(trial.user_attrs.get("params", trial.params))
+
+
+def study_table(storage: str | None = None) -> pd.DataFrame:
+    """One row per stored study: trial counts by state and the best test R²."""
+    backend = open_storage(storage)
+    rows = []
+    for summary in optuna.get_all_study_summaries(backend, include_best_trial=False):
+        trials = optuna.load_study(study_name=summary.study_name, storage=backend).get_trials(
+            deepcopy=False)
+        counts = {state.name.lower(): sum(t.state == state for t in trials)
+                  for state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL,
+                                TrialState.RUNNING, TrialState.WAITING)}
+        values = [t.value for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+        rows.append({"study": summary.study_name, "trials": len(trials), **counts,
+                     "best_r2": max(values) if values else None})
+    return pd.DataFrame(rows, columns=["study", "trials", "complete", "pruned", "fail",
+                                       "running", "waiting", "best_r2"])

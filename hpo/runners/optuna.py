@@ -1,0 +1,342 @@
+"""Run a Study with Optuna: one storage, one or more worker processes, pruning per epoch.
+
+``n_trials`` is the number of finished trials (complete, pruned or failed) the study should
+hold: a first run does that many; running the same study again resumes it and does only
+what is missing, so a run cut short by a crash or Ctrl-C is completed by the same command.
+Raise ``n_trials`` to extend a finished study. A grid study runs every grid point exactly
+once, however many workers share it and however often it is resumed.
+
+Example:
+    >>> optuna_study = run(study, RunOptions(storage="hpo.journal", workers=2))  # doctest: +SKIP
+    >>> optuna_study.best_value                                             # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import os
+import signal
+import socket
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+import torch
+from optuna.trial import TrialState
+
+from hpo.errors import ConfigError, HPOError
+from hpo.objective import Fold, TrialDiverged, evaluate, prepare_folds
+from hpo.reporting import PRUNING_METRIC, MemoryReporter
+from hpo.runners.devices import WorkerSlot, plan_workers, resolve_devices
+from hpo.runners.progress import StudyProgress, finished_count
+from hpo.runners.samplers import make_pruner, make_sampler
+from hpo.storage import open_storage, resolve_storage
+from hpo.study import Study
+from hpo.study_record import RECORD_ATTR, study_record
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+_EXIT_USER_ERROR = 2
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Where and how a study runs (what it searches is the Study's business).
+
+    Args:
+        storage: a storage URL or file path; None means ``hpo.journal`` in the working folder.
+        workers: worker processes; None means one per device and trial slot.
+        devices: ``auto`` (every GPU, else the CPU), ``cpu``, or ``cuda:0,cuda:1,…``.
+        trials_per_device: trials that share one device at a time.
+        progress: draw a progress bar.
+    """
+
+    storage: str | None = None
+    workers: int | None = None
+    devices: str = "auto"
+    trials_per_device: int = 1
+    progress: bool = True
+
+
+class OptunaReporter(MemoryReporter):
+    """Reports the test R² of every epoch to the trial, and prunes when the pruner says so."""
+
+    def __init__(self, trial: optuna.Trial) -> None:
+        super().__init__()
+        self.trial = trial
+
+    def report(self, epoch: int, metrics: dict[str, float] | Any) -> None:
+        super().report(epoch, metrics)
+        self.trial.report(float(metrics[PRUNING_METRIC]), epoch)
+        if self.trial.should_prune():
+            self.record({"ended": "pruned", "epochs_run": epoch, "history": self.history})
+            raise optuna.TrialPruned(f"pruned at epoch {epoch}")
+
+    def record(self, attrs: dict[str, Any] | Any) -> None:
+        super().record(attrs)
+        for key, value in attrs.items():
+            self.trial.set_user_attr(key, value)
+
+
+def run(study: Study, options: RunOptions | None = None) -> optuna.Study:
+    """Run (or resume) the study until it holds ``study.n_trials`` finished trials."""
+    options = options or RunOptions()
+    slots = plan_workers(resolve_devices(options.devices), options.trials_per_device,
+                         options.workers)
+    storage_url = resolve_storage(options.storage)
+    optuna_study = create_or_load(study, storage_url)
+    fail_interrupted_trials(optuna_study)
+    remaining = _queue_work(study, optuna_study)
+    if remaining == 0:
+        return optuna_study
+    plan = _WorkPlan(study, storage_url, parallel=len(slots) > 1,
+                     seed_offset=len(optuna_study.get_trials(deepcopy=False)))
+    progress = StudyProgress(optuna_study, remaining, enabled=options.progress)
+    try:
+        if len(slots) == 1:
+            _work(plan, slots[0], 0, remaining, progress.refresh)
+        else:
+            _work_in_processes(plan, slots, remaining, progress)
+    finally:
+        progress.close()
+    return optuna_study
+
+
+def create_or_load(study: Study, storage_url: str) -> optuna.Study:
+    """The study in the storage, created on first use (direction: maximize R²)."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna_study = optuna.create_study(
+        storage=open_storage(storage_url), study_name=study.name, direction="maximize",
+        load_if_exists=True,
+    )
+    record = study_record(study)
+    if optuna_study.user_attrs.get(RECORD_ATTR) != record:
+        _check_same_data(study, optuna_study)
+        optuna_study.set_user_attr(RECORD_ATTR, record)
+    return optuna_study
+
+
+def _check_same_data(study: Study, optuna_study: optuna.Study) -> None:
+    """Refuse to resume a study on other data: its trials would not be comparable."""
+    old = optuna_study.user_attrs.get(RECORD_ATTR)
+    new = study_record(study)
+    keys = ("data", "test_size", "cv_folds", "standardize", "seed", "score")
+    changed = [key for key in keys if old is not None and old.get(key) != new[key]]
+    if changed and optuna_study.get_trials(deepcopy=False):
+        raise ConfigError(
+            f"Study {study.name!r} already holds trials trained with other "
+            f"{', '.join(changed)} ({', '.join(f'{k}={old[k]!r}' for k in changed)}); "
+            "give the study a new --study-name, or restore the old settings."
+        )
+
+
+def fail_interrupted_trials(optuna_study: optuna.Study) -> list[int]:
+    """Mark FAIL the RUNNING trials whose worker process on this host has died.
+
+    A killed run leaves its trial RUNNING forever; on resume it is failed (and a grid point
+    it held is queued again). Trials of live workers, or of other hosts, are left alone.
+    """
+    storage, failed = _storage_of(optuna_study), []
+    study_id = storage.get_study_id_from_name(optuna_study.study_name)
+    for trial in optuna_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if _worker_is_alive(str(trial.user_attrs.get("worker", ""))):
+            continue
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+        storage.set_trial_user_attr(trial_id, "ended", "interrupted")
+        storage.set_trial_state_values(trial_id, TrialState.FAIL)
+        failed.append(trial.number)
+    return failed
+
+
+def _worker_is_alive(worker: str) -> bool:
+    host, _, pid = worker.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return True  # not ours to judge
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _queue_work(study: Study, optuna_study: optuna.Study) -> int:
+    """How many trials this run must finish; for a grid, queue the points not yet run."""
+    if study.sampler != "grid":
+        return max(0, study.n_trials - finished_count(optuna_study))
+    taken = [_grid_key(t.params) for t in optuna_study.get_trials(deepcopy=False)
+             if t.state != TrialState.FAIL or t.user_attrs.get("ended") == "diverged"]
+    for point in study.grid_points:
+        if _grid_key(point) not in taken:
+            optuna_study.enqueue_trial(point, user_attrs={"grid_point": True})
+    return len(optuna_study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+
+
+def _grid_key(params: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((name, repr(value)) for name, value in params.items()))
+
+
+@dataclass(frozen=True)
+class _WorkPlan:
+    """What every worker of one run shares (picklable: it travels to worker processes)."""
+
+    study: Study
+    storage_url: str
+    parallel: bool
+    # Trials already in the storage when the run began: resumed runs draw fresh points.
+    seed_offset: int
+
+
+def _work_in_processes(
+    plan: _WorkPlan, slots: list[WorkerSlot], remaining: int, progress: StudyProgress
+) -> None:
+    context = multiprocessing.get_context("spawn")  # fork would copy torch's thread pools
+    # Fixed shares keep the count exact; a grid's workers instead drain one shared queue.
+    quotas = [remaining // len(slots) + (i < remaining % len(slots)) for i in range(len(slots))]
+    if plan.study.sampler == "grid":
+        quotas = [remaining] * len(slots)
+    workers = [context.Process(target=_worker_main, args=(plan, slot, i, quota),
+                               name=f"hpo-worker-{i}")
+               for i, (slot, quota) in enumerate(zip(slots, quotas, strict=True)) if quota]
+    for worker in workers:
+        worker.start()
+    try:
+        _wait_for(workers, progress)
+    finally:
+        for worker in workers:
+            if worker.is_alive():
+                worker.terminate()  # a worker fails its running trial on SIGTERM
+            worker.join()
+
+
+def _wait_for(workers: list[Any], progress: StudyProgress) -> None:
+    while any(worker.is_alive() for worker in workers):
+        progress.refresh()
+        failed = [w for w in workers if w.exitcode not in (None, 0)]
+        if failed:
+            code = failed[0].exitcode
+            kind = "a configuration error (message above)" if code == _EXIT_USER_ERROR else (
+                f"exit code {code}")
+            raise HPOError(f"Worker {failed[0].name} stopped with {kind}; the other workers "
+                           "were stopped and finished trials are kept in the storage.")
+        time.sleep(0.5)
+    progress.refresh()
+
+
+def _worker_main(plan: _WorkPlan, slot: WorkerSlot, index: int, quota: int) -> None:
+    """Entry point of a worker process: a user's mistake becomes one line and exit code 2."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        _work(plan, slot, index, quota, progress=None)
+    except HPOError as error:
+        print(f"hpo: error: {error}", file=sys.stderr)
+        sys.exit(_EXIT_USER_ERROR)
+
+
+def _work(plan: _WorkPlan, slot: WorkerSlot, index: int, quota: int, progress: Any) -> None:
+    study = plan.study
+    torch.set_num_threads(slot.threads)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna_study = optuna.load_study(
+        study_name=study.name, storage=open_storage(plan.storage_url),
+        sampler=_sampler_for(plan, index), pruner=make_pruner(study.pruner),
+    )
+    folds = prepare_folds(study.data, test_size=study.test_size, cv_folds=study.cv_folds,
+                          standardize=study.standardize, seed=study.seed)
+    deadline = time.monotonic() + (study.timeout or math.inf)
+    for _ in range(quota):
+        if time.monotonic() > deadline:
+            break
+        trial = _next_trial(study, optuna_study)
+        if trial is None:
+            break
+        run_trial(study, optuna_study, trial, folds, slot.device)
+        if progress is not None:
+            progress()
+
+
+def _sampler_for(plan: _WorkPlan, index: int) -> optuna.samplers.BaseSampler:
+    # Each worker, and each resumed run, draws a fresh stream: reusing a seed would replay
+    # the same points. QMC shares one sequence through the storage: one seed for all.
+    study = plan.study
+    shared = study.sampler == "qmc"
+    seed = study.seed if shared else study.seed + 1000 * index + plan.seed_offset
+    return make_sampler(study.sampler, seed=seed, parallel=plan.parallel)
+
+
+def _next_trial(study: Study, optuna_study: optuna.Study) -> optuna.Trial | None:
+    if study.sampler == "grid":
+        return claim_waiting_trial(optuna_study)
+    return optuna_study.ask()
+
+
+def claim_waiting_trial(optuna_study: optuna.Study) -> optuna.Trial | None:
+    """Take one queued trial, or None when the queue is empty.
+
+    The storage switches a trial from WAITING to RUNNING atomically and tells whether it
+    did, so two workers never take the same grid point, and none creates a trial outside
+    the grid when the queue runs dry (as ``ask()`` would).
+    """
+    storage = _storage_of(optuna_study)
+    for frozen in optuna_study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        study_id = storage.get_study_id_from_name(optuna_study.study_name)
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, frozen.number)
+        if storage.set_trial_state_values(trial_id, TrialState.RUNNING):
+            return optuna.Trial(optuna_study, trial_id)
+    return None
+
+
+def run_trial(study: Study, optuna_study: optuna.Study, trial: optuna.Trial,
+              folds: list[Fold], device: str) -> None:
+    """Evaluate one trial and tell the storage how it ended; never leaves it RUNNING."""
+    reporter = OptunaReporter(trial)
+    reporter.record({"worker": f"{socket.gethostname()}:{os.getpid()}", "source": "search"})
+    try:
+        params = _call_space(study, trial)
+        value = evaluate(params, folds, reporter, seed=study.seed + trial.number,
+                         device=device, score=study.score)
+    except optuna.TrialPruned:
+        optuna_study.tell(trial, state=TrialState.PRUNED)
+    except TrialDiverged:
+        optuna_study.tell(trial, state=TrialState.FAIL)
+    except BaseException:
+        optuna_study.tell(trial, state=TrialState.FAIL)
+        raise
+    else:
+        optuna_study.tell(trial, value)
+
+
+def _call_space(study: Study, trial: optuna.Trial) -> dict[str, Any]:
+    try:
+        params = study.space(trial)
+    except HPOError:
+        raise
+    except (ValueError, TypeError, KeyError) as error:
+        raise ConfigError(f"The search space of study {study.name!r} raised "
+                          f"{type(error).__name__}: {error}") from None
+    if not isinstance(params, dict):
+        raise ConfigError(f"The search space of study {study.name!r} must return a dict of "
+                          f"params, but returned {type(params).__name__}.")
+    if study.grid is not None and study.sampler == "grid":
+        _check_grid_covers(study, trial)
+    return params
+
+
+def _check_grid_covers(study: Study, trial: optuna.Trial) -> None:
+    grid = set(study.grid or {})
+    searched = set(trial.params)
+    if searched != grid:
+        raise ConfigError(
+            f"Study {study.name!r}: the grid must list exactly the parameters the space "
+            f"searches ({', '.join(sorted(searched)) or 'none'}), but it lists "
+            f"{', '.join(sorted(grid))}; fix the others in the space or add them to the grid."
+        )
+
+
+def _storage_of(optuna_study: optuna.Study) -> Any:
+    # Claiming a queued trial atomically needs the storage's own compare-and-set; Optuna
+    # keeps the storage on the study without a public accessor.
+    return optuna_study._storage

@@ -1,0 +1,174 @@
+"""A study: what to search (space, data, score) and how (sampler, pruner, budget), frozen.
+
+Every field is checked when the study is built, so a mistake surfaces before any training,
+with a message that names the field, the value and the fix.
+
+Example:
+    >>> from search_spaces import suggest_scheduler
+    >>> study = Study(name="cosine", space=lambda t: suggest_scheduler(t, families="cosine"))
+    >>> study.sampler, study.pruner, study.n_trials
+    ('tpe', 'median', 50)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from hpo.data import LabData
+from hpo.errors import ConfigError
+
+if TYPE_CHECKING:
+    import optuna
+
+    from hpo.data import CsvData, Mtcars
+
+SpaceFn = Callable[["optuna.Trial"], dict[str, Any]]
+
+SAMPLERS = ("grid", "random", "tpe", "gp", "cmaes", "qmc")
+PRUNERS = ("none", "median", "percentile", "sha", "hyperband")
+SCORES = ("final", "best")
+
+
+@dataclass(frozen=True)
+class Study:
+    """A validated, immutable description of one search.
+
+    Args:
+        name: the study's name in the storage; running it again resumes it.
+        space: an Optuna define-by-run function ``trial -> params dict`` (see search_spaces).
+        data: where the rows come from: ``LabData()``, ``Mtcars()`` or ``CsvData(...)``.
+        test_size: share of the rows held out for the test R².
+        cv_folds: score by k-fold cross-validation instead of one split (None: one split).
+        standardize: scale features to zero mean and unit variance, fitted on training rows.
+        score: ``"final"`` scores the last epoch's test R², ``"best"`` the best epoch's.
+        sampler, pruner: names from SAMPLERS and PRUNERS.
+        n_trials: the number of finished trials the study should hold (see ``hpo run --help``).
+        timeout: seconds after which no new trial starts (None: no limit).
+        seed: seeds the sampler, the data split and every trial (trial seed = seed + number).
+        grid: for ``sampler="grid"``: the values of every searched parameter.
+        description: one line shown in ``hpo list`` and reports.
+    """
+
+    name: str
+    space: SpaceFn
+    data: LabData | Mtcars | CsvData = field(default_factory=LabData)
+    test_size: float = 0.3
+    cv_folds: int | None = None
+    standardize: bool = False
+    score: str = "final"
+    sampler: str = "tpe"
+    pruner: str = "median"
+    n_trials: int = 50
+    timeout: float | None = None
+    seed: int = 0
+    grid: Mapping[str, Sequence[Any]] | None = None
+    description: str = ""
+    # (file, name in that file) when loaded from a study file: see __reduce_ex__.
+    source: tuple[str, str] | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        _check_name(self.name)
+        if not callable(self.space):
+            raise ConfigError(
+                f"Study {self.name!r}: `space` must be a function of an Optuna trial returning "
+                f"a params dict, but got {type(self.space).__name__}."
+            )
+        _check_choice(self.name, "sampler", self.sampler, SAMPLERS)
+        _check_choice(self.name, "pruner", self.pruner, PRUNERS)
+        _check_choice(self.name, "score", self.score, SCORES)
+        _check_numbers(self)
+        _check_grid(self)
+
+    def replace(self, **changes: Any) -> Study:
+        """A copy with some fields changed, validated again (how CLI flags override a study)."""
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def grid_points(self) -> list[dict[str, Any]]:
+        """Every combination of the grid's values, in a fixed order (empty without a grid)."""
+        if not self.grid:
+            return []
+        names = list(self.grid)
+        return [dict(zip(names, values, strict=True)) for values in itertools.product(
+            *(self.grid[name] for name in names)
+        )]
+
+    def __reduce_ex__(self, protocol: Any) -> str | tuple[Any, ...]:
+        # A study loaded from a file holds a space function defined in that file, which
+        # pickle cannot find by module name in a worker process: the worker loads the file
+        # again for the function and takes every other field from this copy.
+        if self.source is None:
+            return super().__reduce_ex__(protocol)
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        del fields["space"]
+        return (_reload_from_file, (fields,))
+
+
+def _check_name(name: object) -> None:
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError(f"A study needs a non-empty `name`, but got {name!r}.")
+
+
+def _check_choice(study: str, field_name: str, value: object, valid: Sequence[str]) -> None:
+    if value not in valid:
+        raise ConfigError(
+            f"Study {study!r}: `{field_name}` must be one of {', '.join(valid)}, "
+            f"but got {value!r}."
+        )
+
+
+def _check_numbers(study: Study) -> None:
+    name = study.name
+    if not 0.0 < study.test_size < 1.0:
+        raise ConfigError(
+            f"Study {name!r}: `0 < test_size < 1` must hold, but got {study.test_size!r}."
+        )
+    if study.cv_folds is not None and (
+        not isinstance(study.cv_folds, int) or study.cv_folds < 2
+    ):
+        raise ConfigError(
+            f"Study {name!r}: `cv_folds` must be an integer >= 2 or None, "
+            f"but got {study.cv_folds!r}."
+        )
+    if not isinstance(study.n_trials, int) or isinstance(study.n_trials, bool) or (
+        study.n_trials < 1
+    ):
+        raise ConfigError(
+            f"Study {name!r}: `n_trials` must be a positive integer, but got {study.n_trials!r}."
+        )
+    if study.timeout is not None and not study.timeout > 0:
+        raise ConfigError(
+            f"Study {name!r}: `timeout` must be a positive number of seconds or None, "
+            f"but got {study.timeout!r}."
+        )
+    if not isinstance(study.seed, int) or isinstance(study.seed, bool) or study.seed < 0:
+        raise ConfigError(
+            f"Study {name!r}: `seed` must be a non-negative integer, but got {study.seed!r}."
+        )
+
+
+def _check_grid(study: Study) -> None:
+    if study.sampler != "grid":
+        return
+    if not study.grid:
+        raise ConfigError(
+            f"Study {study.name!r}: the grid sampler needs the values to try, but `grid` is "
+            "empty; add e.g. grid={'lr': [0.01, 0.1], 'epochs': [10, 200]} to the study."
+        )
+    for param, values in study.grid.items():
+        if isinstance(values, str | bytes) or not isinstance(values, Sequence) or not values:
+            raise ConfigError(
+                f"Study {study.name!r}: grid values for {param!r} must be a non-empty list, "
+                f"but got {values!r}."
+            )
+
+
+def _reload_from_file(fields: dict[str, Any]) -> Study:
+    from hpo.study_file import load_study
+
+    path, name_in_file = fields["source"]
+    return dataclasses.replace(load_study(path, name_in_file), **fields)

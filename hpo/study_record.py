@@ -1,0 +1,65 @@
+"""What a stored study remembers about its data and scoring, so that reports, ``compare``
+and ``export`` can rebuild the exact train/test folds from the storage alone.
+
+Example:
+    >>> record = {"data": {"type": "LabData", "n": 1000, "seed": 0}, "test_size": 0.3,
+    ...           "cv_folds": None, "standardize": False, "seed": 0, "score": "final"}
+    >>> data_source(record)
+    LabData(n=1000, seed=0)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+import optuna
+
+from hpo.data import CsvData, LabData, Mtcars
+from hpo.errors import ConfigError
+from hpo.objective import Fold, prepare_folds
+from hpo.study import Study
+
+RECORD_ATTR = "hpo_record"
+_SOURCES: dict[str, type[LabData] | type[Mtcars] | type[CsvData]] = {
+    "LabData": LabData, "Mtcars": Mtcars, "CsvData": CsvData}
+
+
+def study_record(study: Study) -> dict[str, Any]:
+    """The JSON-able description of the study's data, split and score."""
+    data = {"type": type(study.data).__name__, **dataclasses.asdict(study.data)}
+    if isinstance(study.data, CsvData):
+        data["path"] = os.path.abspath(study.data.path)  # reports may run from elsewhere
+    return {"data": data, "test_size": study.test_size, "cv_folds": study.cv_folds,
+            "standardize": study.standardize, "seed": study.seed, "score": study.score,
+            "sampler": study.sampler, "pruner": study.pruner,
+            "description": study.description}
+
+
+def data_source(record: dict[str, Any]) -> LabData | Mtcars | CsvData:
+    """The data source a record names."""
+    fields = dict(record["data"])
+    kind = _SOURCES[fields.pop("type")]
+    for key in ("features",):
+        if key in fields:
+            fields[key] = tuple(fields[key])
+    return kind(**fields)
+
+
+def folds_from_record(record: dict[str, Any]) -> list[Fold]:
+    """The folds the study's trials were trained and scored on."""
+    return prepare_folds(data_source(record), test_size=record["test_size"],
+                         cv_folds=record["cv_folds"], standardize=record["standardize"],
+                         seed=record["seed"])
+
+
+def stored_record(optuna_study: optuna.Study) -> dict[str, Any]:
+    """The record kept with a stored study (refused for studies hpo did not create)."""
+    record = optuna_study.user_attrs.get(RECORD_ATTR)
+    if record is None:
+        raise ConfigError(
+            f"Study {optuna_study.study_name!r} has no hpo record of its data; it was not "
+            "created by `hpo run`. Run it with hpo, or pick a study that hpo ran."
+        )
+    return dict(record)

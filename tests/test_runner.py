@@ -1,0 +1,189 @@
+"""The Optuna runner against real storages and real worker processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from hpo.runners import RunOptions, run
+from hpo.runners.devices import plan_workers, resolve_devices
+from hpo.storage import open_storage
+from hpo.study import PRUNERS, SAMPLERS
+from hpo.study_file import load_study
+from tests.conftest import write_study
+
+QUIET = {"progress": False}
+
+
+def _trials(storage: str, name: str) -> list[optuna.trial.FrozenTrial]:
+    return optuna.load_study(study_name=name, storage=open_storage(storage)).trials
+
+
+@pytest.mark.parametrize("sampler", [s for s in SAMPLERS if s != "grid"])
+def test_every_sampler_runs_a_few_trials(tmp_path: Path, sampler: str) -> None:
+    study = load_study(write_study(tmp_path, sampler=sampler, n_trials=4), "tiny")
+    storage = str(tmp_path / "s.journal")
+    optuna_study = run(study, RunOptions(storage=storage, **QUIET))
+    trials = optuna_study.trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 4
+    assert all(-1.0 < t.value <= 1.0 for t in trials)  # type: ignore[operator]
+    assert all(t.user_attrs["ended"] == "completed" for t in trials)
+    assert all(len(t.intermediate_values) == 6 for t in trials)  # one report per epoch
+
+
+@pytest.mark.parametrize("pruner", PRUNERS)
+def test_every_pruner_runs_and_pruned_trials_stop_early(tmp_path: Path, pruner: str) -> None:
+    # A wide lr range makes some trials clearly worse, so pruners have something to cut.
+    study = load_study(write_study(tmp_path, pruner=pruner, n_trials=14, epochs=12,
+                                   lr_low=1e-5, lr_high=0.3), "tiny")
+    optuna_study = run(study, RunOptions(storage=str(tmp_path / "s.journal"), **QUIET))
+    trials = optuna_study.trials
+    assert len(trials) == 14
+    pruned = [t for t in trials if t.state == TrialState.PRUNED]
+    if pruner == "none":
+        assert not pruned
+    else:  # a pruned trial really stopped: fewer epochs recorded than a full run
+        assert any(t.user_attrs["epochs_run"] < 12 for t in pruned)
+    for trial in pruned:
+        assert trial.user_attrs["ended"] == "pruned"
+        assert len(trial.intermediate_values) == trial.user_attrs["epochs_run"]
+        assert len(trial.user_attrs["history"]) == trial.user_attrs["epochs_run"]
+
+
+def test_median_pruning_saves_epochs(tmp_path: Path) -> None:
+    study = load_study(write_study(tmp_path, pruner="median", n_trials=20, epochs=12,
+                                   lr_low=1e-5, lr_high=0.3), "tiny")
+    trials = run(study, RunOptions(storage=str(tmp_path / "s.journal"), **QUIET)).trials
+    epochs = sum(t.user_attrs["epochs_run"] for t in trials)
+    assert any(t.state == TrialState.PRUNED for t in trials)
+    assert epochs < 20 * 12
+
+
+def test_trials_record_their_attributes(tmp_path: Path) -> None:
+    study = load_study(write_study(tmp_path, n_trials=2), "tiny")
+    trial = run(study, RunOptions(storage=str(tmp_path / "s.journal"), **QUIET)).trials[1]
+    attrs = trial.user_attrs
+    assert attrs["family"] == "cosine" and attrs["device"] == "cpu"
+    assert attrs["seed"] == study.seed + trial.number
+    assert attrs["n_params"] == (1 * 8 + 8) + (8 * 1 + 1)
+    assert attrs["seconds"] > 0 and attrs["epochs_run"] == 6
+    assert attrs["test_r2"] == pytest.approx(trial.value)
+    assert attrs["params"]["lr"] == trial.params["lr"] and attrs["params"]["width"] == 8
+    assert [row["epoch"] for row in attrs["history"]] == list(range(1, 7))
+
+
+def test_same_seed_gives_the_same_study(tmp_path: Path) -> None:
+    path = write_study(tmp_path, sampler="tpe", n_trials=5)
+    values = [
+        [t.value for t in run(load_study(path, "tiny"),
+                              RunOptions(storage=str(tmp_path / f"{i}.journal"), **QUIET)).trials]
+        for i in range(2)
+    ]
+    assert values[0] == values[1]
+
+
+def test_resume_runs_only_the_missing_trials(tmp_path: Path) -> None:
+    storage = str(tmp_path / "s.journal")
+    path = write_study(tmp_path, n_trials=3)
+    first = [t.params for t in run(load_study(path, "tiny"), RunOptions(storage=storage,
+                                                                     **QUIET)).trials]
+    again = run(load_study(path, "tiny"), RunOptions(storage=storage, **QUIET))
+    assert len(again.trials) == 3  # already complete: nothing ran
+    extended = run(load_study(path, "tiny").replace(n_trials=5),
+                   RunOptions(storage=storage, **QUIET))
+    params = [t.params for t in extended.trials]
+    assert params[:3] == first and len(params) == 5
+    assert params[3] not in first and params[4] not in first  # a fresh stream, not a replay
+
+
+def test_resuming_on_other_data_is_refused(tmp_path: Path) -> None:
+    storage = str(tmp_path / "s.journal")
+    study = load_study(write_study(tmp_path, n_trials=1), "tiny")
+    run(study, RunOptions(storage=storage, **QUIET))
+    with pytest.raises(Exception, match="other test_size"):
+        run(study.replace(test_size=0.5, n_trials=2), RunOptions(storage=storage, **QUIET))
+
+
+def test_a_diverging_trial_fails_and_the_study_goes_on(tmp_path: Path) -> None:
+    grid = ", grid={'lr': [1e-2, 1e30, 3e-2]}"  # Adam at 1e30 overflows float32
+    study = load_study(write_study(tmp_path, sampler="grid", extra=grid), "tiny")
+    trials = run(study, RunOptions(storage=str(tmp_path / "s.journal"), **QUIET)).trials
+    by_lr = {t.params["lr"]: t for t in trials}
+    assert by_lr[1e30].state == TrialState.FAIL
+    assert by_lr[1e30].user_attrs["ended"] == "diverged"
+    assert "diverged" in by_lr[1e30].user_attrs["message"]
+    assert by_lr[1e-2].state == by_lr[3e-2].state == TrialState.COMPLETE
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("storage_name", ["s.journal", "s.db"])
+def test_grid_with_two_workers_runs_every_point_once(tmp_path: Path, storage_name: str) -> None:
+    lrs = [1e-3, 3e-3, 1e-2, 3e-2, 0.1]
+    grid = f", grid={{'lr': {lrs}}}"
+    study = load_study(write_study(tmp_path, sampler="grid", extra=grid), "tiny")
+    storage = str(tmp_path / storage_name)
+    trials = run(study, RunOptions(storage=storage, workers=2, **QUIET)).trials
+    assert sorted(t.params["lr"] for t in trials) == lrs  # none twice, none missing
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+    workers = {t.user_attrs["worker"] for t in trials}
+    assert len(workers) == 2 and str(os.getpid()) not in " ".join(workers)  # real processes
+    again = run(study, RunOptions(storage=storage, workers=2, **QUIET)).trials
+    assert len(again) == len(lrs)  # resuming a finished grid runs nothing
+
+
+@pytest.mark.slow
+def test_two_workers_share_the_trial_count(tmp_path: Path) -> None:
+    study = load_study(write_study(tmp_path, sampler="tpe", n_trials=6), "tiny")
+    trials = run(study, RunOptions(storage=str(tmp_path / "s.journal"), workers=2,
+                                   **QUIET)).trials
+    assert len(trials) == 6 and all(t.state == TrialState.COMPLETE for t in trials)
+    assert len({t.user_attrs["worker"] for t in trials}) == 2
+
+
+@pytest.mark.slow
+def test_a_killed_run_loses_no_finished_trial_and_resumes(tmp_path: Path) -> None:
+    storage = tmp_path / "s.journal"
+    path = write_study(tmp_path, n_trials=40, epochs=30)
+    command = [sys.executable, "-m", "hpo.cli", "run", str(path), "--storage", str(storage),
+               "--no-progress"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # kill it once a few trials are in, mid-trial
+        time.sleep(0.2)
+        if storage.exists() and sum(
+            t.state == TrialState.COMPLETE for t in _trials(str(storage), "tiny")) >= 3:
+            break
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    before = _trials(str(storage), "tiny")
+    finished = {t.number: t.value for t in before if t.state == TrialState.COMPLETE}
+    assert len(finished) >= 3
+    study = load_study(path, "tiny").replace(n_trials=len(before) + 2)
+    after = run(study, RunOptions(storage=str(storage), **QUIET)).trials
+    assert {t.number: t.value for t in after if t.number in finished} == finished
+    assert not [t for t in after if t.state == TrialState.RUNNING]
+    interrupted = [t for t in after if t.user_attrs.get("ended") == "interrupted"]
+    assert all(t.state == TrialState.FAIL for t in interrupted)
+
+
+def test_devices_and_worker_plans() -> None:
+    assert resolve_devices("cpu") == ["cpu"]
+    assert resolve_devices("auto") == (["cpu"] if not _cuda() else
+                                       [f"cuda:{i}" for i in range(_cuda())])
+    slots = plan_workers(["cuda:0", "cuda:1"], trials_per_device=2)
+    assert [s.device for s in slots] == ["cuda:0", "cuda:1", "cuda:0", "cuda:1"]
+    assert [s.device for s in plan_workers(["cpu"], workers=3)] == ["cpu"] * 3
+
+
+def _cuda() -> int:
+    import torch
+
+    return torch.cuda.device_count()
