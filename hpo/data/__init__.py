@@ -1,0 +1,30 @@
+"""Regression data for the training loop: sources, splits, standardization and batches.
+
+Example:
+    >>> from hpo.data import InMemoryBatches, LabData, train_test_split
+    >>> train, test = train_test_split(LabData(n=1000, seed=0).load(), test_size=0.3, seed=0)
+    >>> batches = InMemoryBatches(*train.tensors(), batch_size=64, seed=0)
+"""
+
+from __future__ import annotations
+
+from hpo.data._base import DataSource, RegressionData
+from hpo.data._batches import InMemoryBatches, RegressionDataset
+from hpo.data._lab import LabData, lab_noise_scale, lab_truth
+from hpo.data._split import Standardizer, kfold_splits, train_test_split
+from hpo.data._tabular import CsvData, Mtcars
+
+__all__ = [
+    "CsvData",
+    "DataSource",
+    "InMemoryBatches",
+    "LabData",
+    "Mtcars",
+    "RegressionData",
+    "RegressionDataset",
+    "Standardizer",
+    "kfold_splits",
+    "lab_noise_scale",
+    "lab_truth",
+    "train_test_split",
+]

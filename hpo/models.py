@@ -1,0 +1,138 @@
+"""Networks of the lab from a few architecture knobs: linear regression, or an MLP.
+
+Example:
+    >>> spec = ModelSpec(in_features=1, hidden=(20, 20), activation="tanh")
+    >>> model = build_model(spec, seed=0)
+    >>> count_parameters(model)
+    481
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import torch
+from torch import nn
+
+from hpo.errors import ConfigError
+
+ACTIVATIONS: Mapping[str, Callable[[], nn.Module]] = {
+    "tanh": nn.Tanh,
+    "relu": nn.ReLU,
+    "gelu": nn.GELU,
+    "silu": nn.SiLU,
+    "leaky_relu": nn.LeakyReLU,
+    "elu": nn.ELU,
+}
+"""Activation names a `ModelSpec` accepts, and the layer each one builds."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """The architecture of a regression network; ``hidden=()`` is linear regression.
+
+    Each hidden layer is Linear → [BatchNorm1d] → activation → [Dropout]. For linear
+    regression ``activation``, ``batch_norm`` and ``dropout`` have nothing to act on.
+
+    Example:
+        >>> ModelSpec(hidden=(20, 20), activation="tanh", batch_norm=True).to_dict()["hidden"]
+        [20, 20]
+    """
+
+    in_features: int = 1
+    hidden: tuple[int, ...] = ()
+    activation: str = "tanh"
+    batch_norm: bool = False
+    dropout: float = 0.0
+    out_features: int = 1
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "hidden", _checked_hidden(self.hidden))
+        for name in ("in_features", "out_features"):
+            value = getattr(self, name)
+            if not _is_positive_int(value):
+                raise ConfigError(f"`{name}` must be a positive int, but got {value!r}; e.g. 1.")
+        if self.activation not in ACTIVATIONS:
+            valid = ", ".join(ACTIVATIONS)
+            raise ConfigError(
+                f"`activation` must be one of {valid}, but got {self.activation!r}; pick one."
+            )
+        if not isinstance(self.batch_norm, bool):
+            raise ConfigError(f"`batch_norm` must be True or False, but got {self.batch_norm!r}.")
+        if not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(
+                f"`0 <= dropout < 1` must hold, but got dropout={self.dropout!r}; "
+                "pass e.g. dropout=0.1."
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain types only (``hidden`` as a list): JSON, ``torch.load(weights_only=True)``."""
+        values = asdict(self)
+        values["hidden"] = list(self.hidden)
+        return values
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> ModelSpec:
+        """The spec that `to_dict` wrote; unknown keys are refused."""
+        known = {field.name for field in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(
+                f"unknown ModelSpec keys {unknown}; valid keys are {sorted(known)}; "
+                "remove or rename them."
+            )
+        return cls(**values)
+
+
+def build_model(spec: ModelSpec, *, seed: int | None = None) -> nn.Module:
+    """A fresh network for ``spec``; with ``seed``, the same initial weights every time.
+
+    Seeding does not touch the global random state, so it cannot disturb other draws.
+
+    Example:
+        >>> build_model(ModelSpec())  # linear regression
+        Linear(in_features=1, out_features=1, bias=True)
+    """
+    if seed is None:
+        return _build(spec)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return _build(spec)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """The number of trainable weights in ``model``."""
+    return sum(parameter.numel() for parameter in model.parameters() if parameter.requires_grad)
+
+
+def _build(spec: ModelSpec) -> nn.Module:
+    if not spec.hidden:
+        return nn.Linear(spec.in_features, spec.out_features)
+    layers: list[nn.Module] = []
+    width_in = spec.in_features
+    for width in spec.hidden:
+        layers.append(nn.Linear(width_in, width))
+        if spec.batch_norm:
+            layers.append(nn.BatchNorm1d(width))
+        layers.append(ACTIVATIONS[spec.activation]())
+        if spec.dropout > 0.0:
+            layers.append(nn.Dropout(spec.dropout))
+        width_in = width
+    layers.append(nn.Linear(width_in, spec.out_features))
+    return nn.Sequential(*layers)
+
+
+def _checked_hidden(hidden: object) -> tuple[int, ...]:
+    widths = tuple(hidden) if isinstance(hidden, (tuple, list)) else None
+    if widths is None or not all(_is_positive_int(width) for width in widths):
+        raise ConfigError(
+            f"`hidden` must be a tuple of layer widths (positive ints), but got {hidden!r}; "
+            "pass e.g. hidden=(20, 20), or () for linear regression."
+        )
+    return widths
+
+
+def _is_positive_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1

@@ -1,0 +1,317 @@
+"""The lab's train/test loop, one history row per epoch, and saving/loading trained models.
+
+Example:
+    >>> from hpo.data import InMemoryBatches, LabData, train_test_split
+    >>> from hpo.models import ModelSpec, build_model
+    >>> train_data, test_data = train_test_split(LabData().load())
+    >>> model = build_model(ModelSpec(hidden=(20, 20)), seed=0)
+    >>> optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    >>> result = train(
+    ...     model,
+    ...     InMemoryBatches.from_data(train_data, batch_size=64),
+    ...     test_batches=InMemoryBatches.from_data(test_data, shuffle=False),
+    ...     epochs=50,
+    ...     optimizer=optimizer,
+    ...     scheduler=torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=50),
+    ... )
+    >>> result.history["test_r2"].iloc[-1]  # doctest: +SKIP
+    0.98
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from hpo.errors import ConfigError, DataError
+from hpo.metrics import DEFAULT_SCORES, ScoreFn
+from hpo.models import ModelSpec, build_model
+
+Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
+"""Anything re-iterable once per epoch that yields ``(x, y)``: a DataLoader, InMemoryBatches."""
+Callback = Callable[[int, dict[str, float]], "bool | None"]
+"""``callback(epoch, row)``; returning True stops training, raising stops it too (pruning)."""
+
+_FORMAT = "hpo.model/1"  # marks files written by save_model, so load_model can say what it read
+
+
+@dataclass
+class TrainResult:
+    """What `train` returns.
+
+    ``history`` has one row per finished epoch: ``epoch`` (from 1), ``lr`` (used during the
+    epoch), ``seconds`` (cumulative), ``train_loss``, ``test_loss``, then ``train_<score>``,
+    ``test_<score>`` for each score (no test columns when training only). ``stopped`` is None
+    when every epoch ran, ``"diverged"`` or ``"callback"``; ``message`` says what happened.
+    """
+
+    history: pd.DataFrame
+    stopped: str | None = None
+    message: str = ""
+
+    @property
+    def diverged(self) -> bool:
+        """True when a non-finite loss stopped training."""
+        return self.stopped == "diverged"
+
+    @property
+    def epochs_run(self) -> int:
+        """The number of finished epochs (rows of ``history``)."""
+        return len(self.history)
+
+
+def train(
+    model: nn.Module,
+    train_batches: Batches,
+    *,
+    epochs: int,
+    optimizer: torch.optim.Optimizer | None = None,
+    scheduler: Any = None,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    test_batches: Batches | None = None,
+    scores: Mapping[str, ScoreFn] | None = None,
+    device: str | torch.device = "cpu",
+    callback: Callback | None = None,
+    progress: bool = False,
+) -> TrainResult:
+    """Train ``model`` for ``epochs``, testing after each epoch, as the lab's loop with scheduler.
+
+    Each epoch: train on every batch, score the (detached) training predictions, evaluate
+    ``test_batches`` in eval mode without gradients, step ``scheduler`` once (ReduceLROnPlateau
+    gets the test loss, or the train loss without test batches), then call ``callback``.
+    Defaults follow the lab: SGD with lr 0.01, MSE loss, the MSE and R² scores.
+    A non-finite loss stops training at once, without adding that epoch's row.
+
+    Example:
+        >>> result = train(model, batches, epochs=20, test_batches=test_batches)
+        >>> result.history[["epoch", "train_loss", "test_r2"]].tail(1)  # doctest: +SKIP
+    """
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise ConfigError(f"`epochs >= 1` must hold, but got {epochs=!r}; pass e.g. epochs=50.")
+    model.to(device)
+    if optimizer is None:
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    scores = DEFAULT_SCORES if scores is None else scores
+    if loss_fn is None:
+        loss_fn = nn.MSELoss()
+    loop = _Loop(model, optimizer, loss_fn, scores, torch.device(device))
+    columns = _columns(scores, with_test=test_batches is not None)
+    rows: list[dict[str, float]] = []
+    stopped, message, seconds = None, f"completed {epochs} epochs", 0.0
+    # A context manager, so the bar closes when a callback raises (a pruned trial).
+    with tqdm(range(1, epochs + 1), desc="epochs", disable=not progress, leave=False) as bar:
+        for epoch in bar:
+            start = time.perf_counter()
+            row = loop.epoch(epoch, train_batches, test_batches)
+            problem = _divergence(row)
+            if problem:
+                stopped, message = "diverged", f"diverged at epoch {epoch}: {problem}"
+                break
+            _step(scheduler, row.get("test_loss", row["train_loss"]))
+            seconds += time.perf_counter() - start
+            row["seconds"] = seconds
+            rows.append({column: row[column] for column in columns})
+            bar.set_postfix(_postfix(rows[-1]), refresh=False)
+            if callback is not None and callback(epoch, dict(rows[-1])):
+                stopped, message = "callback", f"stopped by callback at epoch {epoch}"
+                break
+    return TrainResult(_history(rows, columns), stopped, message)
+
+
+class _Loop:
+    """One pass over a set of batches, training or evaluating, with its loss and scores."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+        scores: Mapping[str, ScoreFn],
+        device: torch.device,
+    ) -> None:
+        self.model, self.optimizer, self.loss_fn = model, optimizer, loss_fn
+        self.scores, self.device = scores, device
+
+    def epoch(self, epoch: int, train: Batches, test: Batches | None) -> dict[str, float]:
+        """The epoch's row: lr used, train loss and scores, then test loss and scores."""
+        lr = float(self.optimizer.param_groups[0]["lr"])
+        row: dict[str, float] = {"epoch": epoch, "lr": lr}
+        row.update(self.run(train, "train"))
+        if test is not None and math.isfinite(row["train_loss"]):
+            row.update(self.run(test, "test"))
+        return row
+
+    def run(self, batches: Batches, part: str) -> dict[str, float]:
+        """``{part}_loss`` and ``{part}_<score>`` of one pass; ``part`` is train or test."""
+        training = part == "train"
+        self.model.train(training)
+        with torch.set_grad_enabled(training):
+            losses, sizes, preds, targets = self._pass(batches, training)
+        if not sizes:
+            raise DataError(f"the {part} batches are empty, expected at least one; check the data.")
+        row = {f"{part}_loss": _weighted_mean(losses, sizes)}
+        if math.isfinite(row[f"{part}_loss"]):
+            y_true, y_pred = torch.cat(targets), torch.cat(preds)
+            row.update({f"{part}_{name}": fn(y_true, y_pred) for name, fn in self.scores.items()})
+        return row
+
+    def _pass(
+        self, batches: Batches, training: bool
+    ) -> tuple[list[torch.Tensor], list[int], list[torch.Tensor], list[torch.Tensor]]:
+        # Losses stay tensors until the epoch ends: one sync per epoch, not one per batch.
+        losses: list[torch.Tensor] = []
+        sizes: list[int] = []
+        preds: list[torch.Tensor] = []
+        targets: list[torch.Tensor] = []
+        for xb, yb in batches:
+            if xb.device != self.device:  # in-memory batches usually live there already
+                xb, yb = xb.to(self.device), yb.to(self.device)
+            out = self.model(xb)  # (batch, out_features)
+            loss = self.loss_fn(out, yb)
+            if training:
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.optimizer.step()
+            losses.append(loss.detach())
+            sizes.append(xb.shape[0])
+            preds.append(out.detach())
+            targets.append(yb)
+        return losses, sizes, preds, targets
+
+
+def _weighted_mean(losses: list[torch.Tensor], sizes: list[int]) -> float:
+    # Each batch's loss is a mean over its rows; weighting by rows gives the epoch's mean.
+    stacked = torch.stack(losses).double()
+    weights = torch.tensor(sizes, dtype=torch.float64, device=stacked.device)
+    return float(torch.dot(stacked, weights)) / sum(sizes)
+
+
+def _step(scheduler: Any, loss: float) -> None:
+    if scheduler is None:
+        return
+    if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        scheduler.step(loss)
+    else:
+        scheduler.step()
+
+
+def _divergence(row: Mapping[str, float]) -> str | None:
+    for key, what in (("train_loss", "training loss"), ("test_loss", "test loss")):
+        if not math.isfinite(row.get(key, 0.0)):
+            return f"{what} is {row[key]}"
+    return None
+
+
+def _history(rows: list[dict[str, float]], columns: list[str]) -> pd.DataFrame:
+    # Typed even when empty (diverged in epoch 1), so callers can filter and plot it alike.
+    dtypes = {column: "int64" if column == "epoch" else "float64" for column in columns}
+    return pd.DataFrame(rows, columns=columns).astype(dtypes)
+
+
+def _columns(scores: Mapping[str, ScoreFn], with_test: bool) -> list[str]:
+    parts = ("train", "test") if with_test else ("train",)
+    columns = ["epoch", "lr", "seconds", *(f"{part}_loss" for part in parts)]
+    return columns + [f"{part}_{name}" for name in scores for part in parts]
+
+
+def _postfix(row: Mapping[str, float]) -> dict[str, str]:
+    keys = [key for key in ("test_r2", "test_loss", "train_loss") if key in row][:2]
+    return {key: f"{row[key]:.4g}" for key in keys}
+
+
+def to_device(obj: Any, device: str | torch.device) -> Any:
+    """``obj`` with every tensor nested in dicts, lists, tuples and sets moved to ``device``.
+
+    Example:
+        >>> batch = to_device({"x": torch.ones(2), "pair": (torch.zeros(1), 3)}, "cpu")
+    """
+    if isinstance(obj, torch.Tensor):
+        return obj.to(device)
+    if isinstance(obj, dict):
+        return type(obj)((key, to_device(value, device)) for key, value in obj.items())
+    if isinstance(obj, tuple) and hasattr(obj, "_fields"):  # a namedtuple takes positional args
+        return type(obj)(*(to_device(value, device) for value in obj))
+    if isinstance(obj, (list, tuple, set)):
+        return type(obj)(to_device(value, device) for value in obj)
+    return obj
+
+
+def save_model(
+    path: str | Path, model: nn.Module, spec: ModelSpec, extra: dict[str, Any] | None = None
+) -> None:
+    """Write ``model``'s weights, its ``spec`` and ``extra`` (plain types only) to ``path``.
+
+    Example:
+        >>> save_model("best.pt", model, spec, extra={"test_r2": 0.98})
+        >>> model, spec, extra = load_model("best.pt")
+    """
+    extra = {} if extra is None else extra
+    _check_plain(extra, "extra")
+    state = {key: value.detach().cpu() for key, value in model.state_dict().items()}
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"format": _FORMAT, "spec": spec.to_dict(), "state": state, "extra": extra}, path)
+
+
+def load_model(
+    path: str | Path, map_location: str | torch.device = "cpu"
+) -> tuple[nn.Module, ModelSpec, dict[str, Any]]:
+    """The ``(model, spec, extra)`` that `save_model` wrote; the model is in eval mode.
+
+    Only tensors and plain types are read (``weights_only=True``), so a file from elsewhere
+    cannot run code.
+    """
+    if not Path(path).is_file():
+        raise DataError(f"{path}: no such file; expected a model written by save_model.")
+    hint = "expected a model written by hpo.training.save_model; re-save it"
+    try:
+        saved = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises many kinds for a corrupt or foreign file
+        raise DataError(f"{path}: cannot be read ({_one_line(exc)}); {hint}.") from None
+    if not isinstance(saved, dict) or saved.get("format") != _FORMAT:
+        raise DataError(f"{path}: not an hpo model file; {hint}.")
+    try:
+        spec = ModelSpec.from_dict(saved["spec"])
+        model = build_model(spec)
+        model.load_state_dict(saved["state"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise DataError(
+            f"{path}: spec and weights do not fit ({_one_line(exc)}); {hint}."
+        ) from None
+    return model.to(map_location).eval(), spec, dict(saved.get("extra", {}))
+
+
+def _one_line(exc: BaseException, limit: int = 200) -> str:
+    text = str(exc)
+    # torch's weights_only errors open with a long advice text; the cause follows this marker.
+    marker = "WeightsUnpickler error:"
+    if marker in text:
+        text = text.split(marker, 1)[1].strip().split("\n\n")[0]
+    text = " ".join(text.split()) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _check_plain(value: Any, where: str) -> None:
+    # weights_only loading refuses anything else, so refuse it when saving, where it is fixable.
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return
+    if isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            _check_plain(item, f"{where}[{index}]")
+        return
+    if isinstance(value, dict) and all(isinstance(key, str) for key in value):
+        for key, item in value.items():
+            _check_plain(item, f"{where}[{key!r}]")
+        return
+    raise ConfigError(
+        f"`{where}` must hold plain types (str, int, float, bool, None, lists, dicts with str "
+        f"keys), but got {type(value).__name__}; convert it, e.g. with float() or .tolist()."
+    )
