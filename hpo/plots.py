@@ -1,0 +1,296 @@
+"""Matplotlib figures of a stored study, one function per figure, each returning a Figure.
+
+Optuna's own matplotlib views are used where they exist (optimization history, parameter
+importances, slice); the others (pruned learning curves, learning-rate schedules, the best
+model's prediction, its MSE curves) are drawn here from what every trial stores. A figure
+that the study cannot support raises FigureSkipped with the reason, for the report to note.
+Callers save and close the figures; ``hpo.report`` draws them all under one style.
+
+Example:
+    >>> study = load_study("lr-cosine")                        # doctest: +SKIP
+    >>> optimization_history(study).savefig("history.png")     # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import matplotlib
+import numpy as np
+
+if "matplotlib.pyplot" not in sys.modules:  # leave a notebook's interactive backend alone
+    matplotlib.use("Agg")
+
+# Imported after matplotlib.use: the backend must be chosen before pyplot loads.
+import matplotlib.pyplot as plt
+import optuna
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator, NullFormatter
+from optuna.trial import FrozenTrial, TrialState
+
+from hpo.data import RegressionData
+from hpo.results import trial_history, trial_params
+from search_spaces import lr_curve
+
+R2 = "test R²"
+# R² has no lower bound; one diverged trial at -50 would flatten every other curve.
+R2_FLOOR = -1.0
+TOP_PER_FAMILY = 3
+
+
+class FigureSkipped(Exception):
+    """The study lacks what a figure needs; the message says what, for the report."""
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The best trial's model retrained on the study's first fold, ready to draw."""
+
+    trial: int
+    train: RegressionData
+    test: RegressionData
+    predict: Callable[[np.ndarray], np.ndarray]  # x (n, features) -> y (n,)
+    test_r2: float
+    where: str = ""  # e.g. "fold 1 of 3" for a cross-validated study
+
+
+def complete_trials(study: optuna.Study) -> list[FrozenTrial]:
+    return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+
+
+def optimization_history(study: optuna.Study) -> Figure:
+    """Every complete trial's test R² and the best so far, by trial number (Optuna's view)."""
+    complete = complete_trials(study)
+    if not complete:
+        raise FigureSkipped("no complete trial yet (every trial was pruned or failed)")
+    ax = _optuna_axes(optuna.visualization.matplotlib.plot_optimization_history,
+                      study, target_name=R2)
+    ax.set_title(f"Best {R2} so far ({len(complete)} complete trials)")
+    _floor_r2(ax, [t.value for t in complete if t.value is not None])
+    return _figure(ax)
+
+
+def intermediate_values(study: optuna.Study, step: str = "epoch") -> Figure:
+    """Test R² per ``step`` of every trial; pruned trials dashed in red, ending where cut."""
+    trials = [t for t in study.get_trials(deepcopy=False) if t.intermediate_values]
+    if not trials:
+        raise FigureSkipped("no trial reported an intermediate test R²")
+    fig, ax = plt.subplots(figsize=(8, 5))
+    best = max(complete_trials(study), key=_value, default=None)
+    for trial in sorted(trials, key=lambda t: t is best):  # the best one drawn last, on top
+        _draw_curve(ax, trial, is_best=trial is best)
+    ax.set(xlabel=step, ylabel=R2, title=f"Test R² per {step}: {_state_counts(trials)}")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    _floor_r2(ax, [v for t in trials for v in t.intermediate_values.values()])
+    _dedupe_legend(ax)
+    return fig
+
+
+_CURVE_STYLES: dict[str, dict[str, Any]] = {
+    "best": {"color": "tab:green", "lw": 2.5, "label": "best trial"},
+    "COMPLETE": {"color": "tab:blue", "lw": 1, "alpha": 0.6, "label": "complete"},
+    "PRUNED": {"color": "tab:red", "lw": 1, "ls": "--", "alpha": 0.8, "label": "pruned"},
+}
+_OTHER_STYLE = {"color": "tab:gray", "lw": 1, "ls": ":", "label": "failed or running"}
+
+
+def _draw_curve(ax: Axes, trial: FrozenTrial, *, is_best: bool) -> None:
+    steps = sorted(trial.intermediate_values)
+    values = [trial.intermediate_values[s] for s in steps]
+    style = _curve_style(trial, is_best)
+    ax.plot(steps, values, **style)
+    if trial.state == TrialState.PRUNED:  # mark where the pruner stopped it
+        ax.plot(steps[-1:], values[-1:], "x", color=style["color"], ms=7)
+
+
+def _curve_style(trial: FrozenTrial, is_best: bool) -> dict[str, Any]:
+    if is_best:
+        return {**_CURVE_STYLES["best"], "label": f"best (trial {trial.number})"}
+    return _CURVE_STYLES.get(trial.state.name, _OTHER_STYLE)
+
+
+def _state_counts(trials: Sequence[FrozenTrial]) -> str:
+    states = [t.state.name.lower() for t in trials]
+    return ", ".join(f"{states.count(s)} {s}" for s in dict.fromkeys(states))
+
+
+def lr_curves(study: optuna.Study, top: int = TOP_PER_FAMILY) -> Figure:
+    """The learning rate per epoch of the ``top`` complete trials of each scheduler family."""
+    families = _top_by_family(complete_trials(study), top)
+    curves = {family: [(t, c) for t in trials if (c := _lr_of(t))]
+              for family, trials in families.items()}
+    curves = {family: pairs for family, pairs in curves.items() if pairs}
+    if not curves:
+        raise FigureSkipped("no complete trial stores a learning-rate schedule")
+    fig, axes = _grid(len(curves))
+    for ax, (family, pairs) in zip(axes, curves.items(), strict=False):
+        for trial, curve in pairs:
+            ax.plot(range(1, len(curve) + 1), curve,
+                    label=f"trial {trial.number} ({R2} {_value(trial):.3f})")
+        if all(v > 0 for _, curve in pairs for v in curve):
+            ax.set_yscale("log")
+        ax.set(title=family, xlabel="epoch", ylabel="learning rate")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.legend(fontsize="small")
+    fig.suptitle(f"Learning rate per epoch, top {top} trials of each scheduler family")
+    return fig
+
+
+def _top_by_family(trials: Sequence[FrozenTrial], top: int) -> dict[str, list[FrozenTrial]]:
+    by_family: dict[str, list[FrozenTrial]] = {}
+    for trial in sorted(trials, key=_value, reverse=True):
+        family = str(trial.user_attrs.get("family", trial_params(trial).get("scheduler")))
+        by_family.setdefault(family, [])
+        if len(by_family[family]) < top:
+            by_family[family].append(trial)
+    return by_family
+
+
+def _lr_of(trial: FrozenTrial) -> list[float]:
+    """The planned schedule; the stored per-epoch ``lr`` when the params cannot rebuild it."""
+    params = trial_params(trial)
+    try:
+        return lr_curve(params, epochs=int(params["epochs"]))
+    except (KeyError, TypeError, ValueError):
+        history = trial_history(trial)
+        return [float(v) for v in history["lr"]] if "lr" in history else []
+
+
+def prediction(fit: Prediction) -> Figure:
+    """The data with the model's prediction: a curve over x for one feature, else y vs ŷ."""
+    fig, ax = plt.subplots(figsize=(8, 5))
+    if fit.train.n_features == 1:
+        _draw_curve_fit(ax, fit)
+    else:
+        _draw_predicted_vs_actual(ax, fit)
+    where = f" on {fit.where}" if fit.where else ""
+    ax.set_title(f"Best model's prediction (trial {fit.trial}, retrained{where}: "
+                 f"{R2} {fit.test_r2:.4f})")
+    ax.legend()
+    return fig
+
+
+def _draw_curve_fit(ax: Axes, fit: Prediction) -> None:
+    ax.scatter(fit.train.x[:, 0], fit.train.y[:, 0], s=10, alpha=0.5, label="train")
+    ax.scatter(fit.test.x[:, 0], fit.test.y[:, 0], s=10, alpha=0.7, label="test")
+    x_all = np.concatenate([fit.train.x[:, 0], fit.test.x[:, 0]])
+    grid = np.linspace(x_all.min(), x_all.max(), 400, dtype=np.float32)[:, None]  # (400, 1)
+    ax.plot(grid[:, 0], fit.predict(grid), color="black", lw=2, label="prediction")
+    ax.set(xlabel=fit.train.feature_names[0], ylabel=fit.train.target_name)
+
+
+def _draw_predicted_vs_actual(ax: Axes, fit: Prediction) -> None:
+    for part, name in ((fit.train, "train"), (fit.test, "test")):
+        ax.scatter(part.y[:, 0], fit.predict(part.x), s=14, alpha=0.7, label=name)
+    y_all = np.concatenate([fit.train.y[:, 0], fit.test.y[:, 0]])
+    line = [float(y_all.min()), float(y_all.max())]
+    ax.plot(line, line, color="black", lw=1, ls="--", label="perfect prediction")
+    target = fit.train.target_name
+    ax.set(xlabel=f"actual {target}", ylabel=f"predicted {target}")
+
+
+def mse_curves(trial: FrozenTrial) -> Figure:
+    """Train and test MSE per epoch of one trial, from its stored history."""
+    history = trial_history(trial)
+    if not {"epoch", "train_mse", "test_mse"} <= set(history.columns):
+        raise FigureSkipped(f"trial {trial.number} stores no per-epoch MSE (a cross-validated "
+                            "study stores one row per fold)")
+    fig, ax = plt.subplots(figsize=(8, 5))
+    ax.plot(history["epoch"], history["train_mse"], marker=".", label="train MSE")
+    ax.plot(history["epoch"], history["test_mse"], marker=".", label="test MSE")
+    values = [*history["train_mse"], *history["test_mse"]]
+    if min(values) > 0 and max(values) / min(values) > 20:  # early epochs dwarf the rest
+        ax.set_yscale("log")
+    ax.set(xlabel="epoch", ylabel="MSE", title=f"Train and test MSE per epoch, best trial "
+                                                f"({trial.number})")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.legend()
+    return fig
+
+
+def param_importances(study: optuna.Study) -> Figure:
+    """How much each searched param explains the test R² (Optuna's default evaluator)."""
+    complete = complete_trials(study)
+    if len(complete) < 2:
+        raise FigureSkipped(f"needs at least 2 complete trials; the study has {len(complete)}")
+    if not any(t.params for t in complete):
+        raise FigureSkipped("no param was searched (every value was fixed)")
+    ax = _optuna_axes(optuna.visualization.matplotlib.plot_param_importances,
+                      study, target_name=R2)
+    ax.set_title(f"Parameter importances for {R2}", loc="left")  # Optuna's own sits there
+    return _figure(ax)
+
+
+def slice_view(study: optuna.Study) -> Figure:
+    """Test R² against each searched param, one panel per param (Optuna's slice plot)."""
+    complete = complete_trials(study)
+    if not any(t.params for t in complete):
+        raise FigureSkipped("needs a complete trial with a searched param")
+    axes = _optuna_axes(optuna.visualization.matplotlib.plot_slice, study, target_name=R2)
+    fig = _figure(axes)
+    fig.suptitle("Test R² against each searched param (colour: trial number)")
+    panels = [ax for ax in fig.axes if ax.get_ylabel() != "Trial"]  # not the colour bar
+    width, height = fig.get_size_inches()
+    fig.set_size_inches(max(width, 4.2 * len(panels) + 1.5), height)  # Optuna's are cramped
+    for ax in panels:  # tick labels on a narrow (log) axis overprint each other
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.tick_params(axis="x", labelrotation=30)
+    _floor_r2_all(fig, [t.value for t in complete if t.value is not None])
+    return fig
+
+
+def _optuna_axes(plot: Callable[..., Any], study: optuna.Study, **kwargs: Any) -> Any:
+    # Optuna marks its matplotlib views experimental, and warns that importances from few
+    # trials are rough; a report of a small study is still worth writing, without the noise.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        return plot(study, **kwargs)
+
+
+def _figure(axes: Axes | np.ndarray) -> Figure:
+    first = axes.flat[0] if isinstance(axes, np.ndarray) else axes
+    figure = first.get_figure(root=True)
+    if not isinstance(figure, Figure):
+        raise TypeError(f"Expected Optuna's axes to sit on a Figure, but got {figure!r}.")
+    return figure
+
+
+def _floor_r2(ax: Axes, values: Sequence[float]) -> None:
+    finite = [v for v in values if math.isfinite(v)]
+    if finite and min(finite) < R2_FLOOR:
+        ax.set_ylim(bottom=R2_FLOOR, top=max(1.0, max(finite)) + 0.05)
+        ax.annotate(f"values below {R2_FLOOR:g} are cut off", xy=(0.01, 0.01),
+                    xycoords="axes fraction", fontsize="small", color="dimgray")
+
+
+def _floor_r2_all(fig: Figure, values: Sequence[float]) -> None:
+    for ax in fig.axes:
+        if ax.get_ylabel() == R2:
+            _floor_r2(ax, values)
+
+
+def _dedupe_legend(ax: Axes) -> None:
+    handles, labels = ax.get_legend_handles_labels()
+    unique = dict(zip(labels, handles, strict=True))
+    ax.legend(unique.values(), unique.keys())
+
+
+def _grid(count: int) -> tuple[Figure, list[Axes]]:
+    columns = min(count, 3)
+    rows = math.ceil(count / columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(5.5 * columns, 4 * rows),
+                             squeeze=False, layout="constrained")
+    for ax in axes.flat[count:]:
+        ax.set_visible(False)
+    return fig, list(axes.flat)
+
+
+def _value(trial: FrozenTrial) -> float:
+    return trial.value if trial.value is not None else float("-inf")
