@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/hpo run studies/lr_schedules.py --n-trials 30
+	$(VENV)/bin/hpo run studies/lr_schedules.py
 
 test: $(STAMP)
 	$(PY) -m ruff check .
@@ -24,7 +24,6 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
-	$(PY) -m ruff format --check .
 	$(PY) -m mypy hpo search_spaces
 
 clean:

@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import pandas as pd
 import torch
 from torch import nn
 
@@ -171,22 +172,22 @@ def _evaluate_split(
     reporter.record({"n_params": count_parameters(model), "history": _rows(history),
                      "epochs_run": len(history)})
     _raise_if_diverged(result, reporter)
-    best = history.loc[history["test_r2"].idxmax()] if score == "best" else history.iloc[-1]
-    reporter.record(_summary(best, seconds=float(history["seconds"].iloc[-1])))
-    return float(best["test_r2"])
+    scored = _scored_epoch(history, score)
+    reporter.record(_summary(scored, seconds=float(history["seconds"].iloc[-1])))
+    return float(scored["test_r2"])
 
 
 def _evaluate_folds(
     params: Mapping[str, Any], folds: Sequence[Fold], reporter: Reporter, *, seed: int,
     device: str, score: str,
 ) -> float:
-    rows: list[dict[str, float]] = []
+    rows: list[dict[str, Any]] = []
     for number, fold in enumerate(folds, start=1):
         model, _, result = train_params(params, fold, seed=seed + number, device=device)
         _raise_if_diverged(result, reporter)
         history = result.history
-        best = history.loc[history["test_r2"].idxmax()] if score == "best" else history.iloc[-1]
-        rows.append({"fold": number, **_summary(best, float(history["seconds"].iloc[-1]))})
+        scored = _scored_epoch(history, score)
+        rows.append({"fold": number, **_summary(scored, float(history["seconds"].iloc[-1]))})
         reporter.report(number, {"test_r2": _mean(rows, "test_r2"),
                                  "test_mse": _mean(rows, "test_mse")})
     reporter.record({"n_params": count_parameters(model), "history": rows,
@@ -202,7 +203,14 @@ def _raise_if_diverged(result: TrainResult, reporter: Reporter) -> None:
         raise TrialDiverged(result.message)
 
 
-def _summary(row: Any, seconds: float) -> dict[str, float]:
+def _scored_epoch(history: pd.DataFrame, score: str) -> pd.Series:
+    """The epoch the trial is scored on: the last, or the one with the best test R²."""
+    if score == "best":
+        return history.iloc[int(history["test_r2"].to_numpy().argmax())]
+    return history.iloc[-1]
+
+
+def _summary(row: pd.Series, seconds: float) -> dict[str, Any]:
     return {"train_mse": float(row["train_mse"]), "test_mse": float(row["test_mse"]),
             "test_r2": float(row["test_r2"]), "seconds": seconds, "ended": "completed"}
 
@@ -212,7 +220,7 @@ def _rows(history: Any) -> list[dict[str, float]]:
             for row in history.to_dict(orient="records")]
 
 
-def _mean(rows: list[dict[str, float]], key: str) -> float:
+def _mean(rows: list[dict[str, Any]], key: str) -> float:
     return sum(row[key] for row in rows) / len(rows)
 
 

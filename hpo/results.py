@@ -15,7 +15,7 @@ import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
 from hpo.errors import ConfigError
-from hpo.storage import open_storage, resolve_storage, study_names
+from hpo.storage import open_existing_storage, resolve_storage, study_names
 
 # Trial attributes shown next to the value in tables, in this order.
 _ATTR_COLUMNS = ("ended", "family", "epochs_run", "seconds", "n_params", "device", "source")
@@ -23,7 +23,7 @@ _ATTR_COLUMNS = ("ended", "family", "epochs_run", "seconds", "n_params", "device
 
 def load_study(name: str, storage: str | None = None) -> optuna.Study:
     """The stored study called ``name``; an unknown name lists the ones that exist."""
-    backend = open_storage(storage)
+    backend = open_existing_storage(storage)
     names = study_names(backend)
     if name not in names:
         raise ConfigError(
@@ -41,8 +41,10 @@ def trials_frame(optuna_study: optuna.Study) -> pd.DataFrame:
 
 def _trial_row(trial: FrozenTrial) -> dict[str, Any]:
     params = trial.user_attrs.get("params", trial.params)
-    row: dict[str, Any] = {"number": trial.number, "state": trial.state.name,
-                           "value": trial.value}
+    # Optuna gives a pruned trial its last reported R² as value; a table would pass it off
+    # as a final score, so only complete trials show one.
+    value = trial.value if trial.state == TrialState.COMPLETE else None
+    row: dict[str, Any] = {"number": trial.number, "state": trial.state.name, "value": value}
     row.update({key: trial.user_attrs.get(key) for key in _ATTR_COLUMNS})
     row.update({f"params_{key}": value for key, value in params.items()})
     return row
@@ -63,7 +65,8 @@ def leaderboard(optuna_study: optuna.Study, top: int = 10) -> pd.DataFrame:
     varying = [c for c in frame.columns if c.startswith("params_")
                and frame[c].astype(str).nunique() > 1]
     searched = [f"params_{name}" for name in _searched_names(optuna_study)]
-    shown = [c for c in frame.columns if c in varying or c in searched]
+    shown = [c for c in frame.columns if (c in varying or c in searched)
+             and c != "params_scheduler"]  # the family column says it already
     return frame[["number", "value", "family", "epochs_run", "seconds", *shown]].reset_index(
         drop=True)
 
@@ -98,7 +101,7 @@ def trial_params(trial: FrozenTrial) -> dict[str, Any]:
 
 def study_table(storage: str | None = None) -> pd.DataFrame:
     """One row per stored study: trial counts by state and the best test R²."""
-    backend = open_storage(storage)
+    backend = open_existing_storage(storage)
     rows = []
     for summary in optuna.get_all_study_summaries(backend, include_best_trial=False):
         trials = optuna.load_study(study_name=summary.study_name, storage=backend).get_trials(

@@ -54,6 +54,42 @@ def open_storage(storage: str | None = None) -> BaseStorage:
     return _open_journal(Path(url))
 
 
+def existing_storage(storage: str | None) -> str:
+    """The resolved storage, refused when it names a file that does not exist yet.
+
+    Opening a missing journal or SQLite file would create an empty one, which only hides a
+    wrong path or working folder behind an empty list of studies.
+    """
+    url = resolve_storage(storage)
+    path = storage_file(url)
+    if path is None or path.exists():
+        return url
+    if storage is None or url == DEFAULT_STORAGE:
+        raise StorageError(
+            f"No studies yet: there is no {DEFAULT_STORAGE} in {Path.cwd()}; run "
+            "`hpo run STUDY_FILE` here first, or pass --storage with the file or URL it wrote to."
+        )
+    raise StorageError(
+        f"No storage at {str(path)!r}: the file does not exist; pass the path or URL that "
+        "`hpo run --storage` wrote to, or run a study there first."
+    )
+
+
+def storage_file(url: str) -> Path | None:
+    """The file behind a journal path or a ``sqlite:///`` URL; None for a server's URL."""
+    if "://" not in url:
+        return Path(url)
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and url[len(prefix):] not in ("", ":memory:"):
+        return Path(url[len(prefix):])
+    return None
+
+
+def open_existing_storage(storage: str | None = None) -> BaseStorage:
+    """Open a storage that must already exist (for reading: list, report, export...)."""
+    return open_storage(existing_storage(storage))
+
+
 def dashboard_command(storage: str | None = None) -> str:
     """The shell line that opens this storage in optuna-dashboard."""
     return f"optuna-dashboard {resolve_storage(storage)}"
@@ -90,9 +126,9 @@ def _engine_kwargs(scheme: str) -> dict[str, object]:
 def _redact(url: str) -> str:
     """The URL without its password, fit for an error message."""
     head, sep, rest = url.partition("://")
-    if "@" not in rest:
+    credentials, at, host = rest.rpartition("@")
+    if not at or ":" not in credentials:
         return url
-    credentials, _, host = rest.rpartition("@")
     user = credentials.split(":", 1)[0]
     return f"{head}{sep}{user}:***@{host}"
 

@@ -11,6 +11,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from typing import Any
 
@@ -31,10 +32,11 @@ def study_record(study: Study) -> dict[str, Any]:
     data = {"type": type(study.data).__name__, **dataclasses.asdict(study.data)}
     if isinstance(study.data, CsvData):
         data["path"] = os.path.abspath(study.data.path)  # reports may run from elsewhere
-    return {"data": data, "test_size": study.test_size, "cv_folds": study.cv_folds,
-            "standardize": study.standardize, "seed": study.seed, "score": study.score,
-            "sampler": study.sampler, "pruner": study.pruner,
-            "description": study.description}
+    record = {"data": data, "test_size": study.test_size, "cv_folds": study.cv_folds,
+              "standardize": study.standardize, "seed": study.seed, "score": study.score,
+              "sampler": study.sampler, "pruner": study.pruner,
+              "description": study.description}
+    return dict(json.loads(json.dumps(record)))  # as the storage gives it back: lists, not tuples
 
 
 def data_source(record: dict[str, Any]) -> LabData | Mtcars | CsvData:

@@ -187,3 +187,17 @@ def _cuda() -> int:
     import torch
 
     return torch.cuda.device_count()
+
+
+def test_resuming_a_study_on_tabular_data_is_accepted(tmp_path: Path) -> None:
+    # The record goes through JSON (tuples come back as lists): the same study must match.
+    from hpo import Mtcars
+    from hpo.runners.optuna import create_or_load
+
+    study = load_study(write_study(tmp_path), "tiny").replace(data=Mtcars(("wt", "hp")))
+    storage = str(tmp_path / "s.journal")
+    create_or_load(study, storage).enqueue_trial({"lr": 0.01})
+    assert create_or_load(study, storage).user_attrs["hpo_record"]["data"]["features"] == [
+        "wt",
+        "hp",
+    ]

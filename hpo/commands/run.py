@@ -89,10 +89,25 @@ def _print_study(study: Study, optuna_study: optuna.Study, top: int) -> None:
         return
     with pd.option_context("display.width", 160, "display.max_columns", 20,
                            "display.float_format", "{:.4g}".format):
-        print(board.to_string(index=False))
+        table = _fit_to_terminal(board)
+        width = int(table["params"].str.len().max()) if "params" in table else 0
+        print(table.to_string(index=False,
+                              formatters={"params": lambda text: f"{text:<{width}}"}))
     best = best_trial(optuna_study)
     print(f"best score (test R²): {best.value:.4f}  (trial {best.number})")
     print(f"best params: {best.params or trial_params(best)}")
+
+
+def _fit_to_terminal(board: pd.DataFrame, most_columns: int = 4) -> pd.DataFrame:
+    """Many searched params do not fit side by side: fold them into one text column."""
+    params = [c for c in board.columns if c.startswith("params_")]
+    if len(params) <= most_columns:
+        return board
+    folded = board.drop(columns=params)
+    folded["params"] = [
+        _short({c.removeprefix("params_"): row[c] for c in params if pd.notna(row[c])})
+        for _, row in board.iterrows()]
+    return folded
 
 
 def _counts(optuna_study: optuna.Study) -> str:

@@ -121,9 +121,11 @@ def create_or_load(study: Study, storage_url: str) -> optuna.Study:
 def _check_same_data(study: Study, optuna_study: optuna.Study) -> None:
     """Refuse to resume a study on other data: its trials would not be comparable."""
     old = optuna_study.user_attrs.get(RECORD_ATTR)
+    if old is None:
+        return
     new = study_record(study)
     keys = ("data", "test_size", "cv_folds", "standardize", "seed", "score")
-    changed = [key for key in keys if old is not None and old.get(key) != new[key]]
+    changed = [key for key in keys if old.get(key) != new[key]]
     if changed and optuna_study.get_trials(deepcopy=False):
         raise ConfigError(
             f"Study {study.name!r} already holds trials trained with other "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+
 import optuna
 from optuna.pruners import BasePruner
 from optuna.samplers import BaseSampler

@@ -1,0 +1,94 @@
+"""Study validation, grid expansion, and studies crossing process boundaries."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hpo import ConfigError, LabData, Study, StudyFileError
+from hpo.study_file import load_studies, load_study, select_studies
+from tests.conftest import write_study
+
+
+def _space(trial: Any) -> dict[str, Any]:
+    return {}
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "match"),
+    [
+        ("name", "", "non-empty `name`"),
+        ("space", 3, "`space` must be a function"),
+        ("sampler", "bayes", "`sampler` must be one of"),
+        ("pruner", "asha", "`pruner` must be one of"),
+        ("score", "mean", "`score` must be one of final, best"),
+        ("test_size", 1.0, "`0 < test_size < 1` must hold"),
+        ("test_size", 0, "`0 < test_size < 1` must hold"),
+        ("cv_folds", 1, "`cv_folds` must be an integer >= 2"),
+        ("n_trials", 0, "`n_trials` must be a positive integer, but got 0"),
+        ("n_trials", True, "`n_trials` must be a positive integer"),
+        ("timeout", 0, "`timeout` must be a positive number"),
+        ("seed", -1, "`seed` must be a non-negative integer"),
+    ],
+)
+def test_every_field_is_validated(field: str, value: object, match: str) -> None:
+    kwargs: dict[str, Any] = {"name": "s", "space": _space, field: value}
+    with pytest.raises(ConfigError, match=match):
+        Study(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("grid", "match"),
+    [
+        (None, "the grid sampler needs the values"),
+        ({}, "the grid sampler needs the values"),
+        ({"lr": []}, "grid values for 'lr' must be a non-empty list"),
+        ({"lr": "0.1"}, "grid values for 'lr' must be a non-empty list"),
+    ],
+)
+def test_a_grid_study_needs_values(grid: Any, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        Study(name="g", space=_space, sampler="grid", grid=grid)
+
+
+def test_grid_points_are_the_full_product_in_order() -> None:
+    study = Study(
+        name="g", space=_space, sampler="grid", grid={"lr": [0.1, 0.01], "epochs": [10, 200, 500]}
+    )
+    points = study.grid_points
+    assert len(points) == 6 and points[0] == {"lr": 0.1, "epochs": 10}
+    assert {(p["lr"], p["epochs"]) for p in points} == {
+        (lr, e) for lr in (0.1, 0.01) for e in (10, 200, 500)
+    }
+
+
+def test_replace_validates_again() -> None:
+    study = Study(name="s", space=_space)
+    assert study.replace(n_trials=3).n_trials == 3
+    with pytest.raises(ConfigError):
+        study.replace(n_trials=0)
+
+
+def test_a_study_from_a_file_pickles_by_reloading_the_file(tmp_path: Path) -> None:
+    study = load_study(write_study(tmp_path), "tiny").replace(name="renamed", n_trials=9)
+    copy = pickle.loads(pickle.dumps(study))
+    # The function is loaded again from the file: a new object, the same code.
+    assert copy.replace(space=study.space) == study
+    assert copy.name == "renamed" and copy.n_trials == 9 and copy.source == study.source
+    assert copy.space.__code__.co_code == study.space.__code__.co_code
+
+
+def test_a_study_from_a_module_pickles_normally() -> None:
+    study = Study(name="s", space=_space, data=LabData(n=50))
+    assert pickle.loads(pickle.dumps(study)) == study
+
+
+def test_select_studies_by_name() -> None:
+    studies = load_studies(Path(__file__).parents[1] / "studies" / "lr_schedules.py")
+    assert [s.name for s in studies] == ["lr-exponential", "lr-step", "lr-cosine"]
+    assert [s.name for s in select_studies(studies, ["lr-step"])] == ["lr-step"]
+    with pytest.raises(StudyFileError, match="valid names are 'lr-exponential'"):
+        select_studies(studies, ["lr-linear"])
