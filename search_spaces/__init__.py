@@ -40,6 +40,7 @@ from search_spaces.optimizers import OPTIMIZERS, build_optimizer, suggest_optimi
 from search_spaces.schedulers import (
     FAMILIES,
     build_scheduler,
+    family_keys,
     lr_curve,
     suggest_constant,
     suggest_cosine,
@@ -63,6 +64,7 @@ __all__ = [
     "Int",
     "build_optimizer",
     "build_scheduler",
+    "family_keys",
     "lr_curve",
     "suggest",
     "suggest_architecture",

@@ -167,6 +167,13 @@ def build_scheduler(
     return family.build(optimizer, params, epochs)
 
 
+def family_keys(family: str) -> tuple[str, ...]:
+    """The params a family adds besides ``scheduler`` and ``lr``, e.g. ``("step_size_fraction",
+    "step_gamma")`` for ``step``."""
+    _check_family(family)
+    return tuple(key for key in FAMILY_TABLE[family].defaults if key != "lr")
+
+
 def lr_curve(params: Mapping[str, Any], *, epochs: int) -> list[float]:
     """The lr each of the ``epochs`` epochs trains with under the schedule ``params`` give.
 

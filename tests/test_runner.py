@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
+import torch
 from optuna.trial import TrialState
 
+from hpo import ConfigError, Study
 from hpo.runners import RunOptions, run
 from hpo.runners.devices import plan_workers, resolve_devices
 from hpo.storage import open_storage
@@ -20,7 +24,7 @@ from hpo.study import PRUNERS, SAMPLERS
 from hpo.study_file import load_study
 from tests.conftest import write_study
 
-QUIET = {"progress": False}
+QUIET = {"progress": False, "workers": 1}
 
 
 def _trials(storage: str, name: str) -> list[optuna.trial.FrozenTrial]:
@@ -130,20 +134,20 @@ def test_grid_with_two_workers_runs_every_point_once(tmp_path: Path, storage_nam
     grid = f", grid={{'lr': {lrs}}}"
     study = load_study(write_study(tmp_path, sampler="grid", extra=grid), "tiny")
     storage = str(tmp_path / storage_name)
-    trials = run(study, RunOptions(storage=storage, workers=2, **QUIET)).trials
+    trials = run(study, RunOptions(storage=storage, **{**QUIET, "workers": 2})).trials
     assert sorted(t.params["lr"] for t in trials) == lrs  # none twice, none missing
     assert all(t.state == TrialState.COMPLETE for t in trials)
     workers = {t.user_attrs["worker"] for t in trials}
     assert len(workers) == 2 and str(os.getpid()) not in " ".join(workers)  # real processes
-    again = run(study, RunOptions(storage=storage, workers=2, **QUIET)).trials
+    again = run(study, RunOptions(storage=storage, **{**QUIET, "workers": 2})).trials
     assert len(again) == len(lrs)  # resuming a finished grid runs nothing
 
 
 @pytest.mark.slow
 def test_two_workers_share_the_trial_count(tmp_path: Path) -> None:
     study = load_study(write_study(tmp_path, sampler="tpe", n_trials=6), "tiny")
-    trials = run(study, RunOptions(storage=str(tmp_path / "s.journal"), workers=2,
-                                   **QUIET)).trials
+    trials = run(study, RunOptions(storage=str(tmp_path / "s.journal"),
+                                   **{**QUIET, "workers": 2})).trials
     assert len(trials) == 6 and all(t.state == TrialState.COMPLETE for t in trials)
     assert len({t.user_attrs["worker"] for t in trials}) == 2
 
@@ -153,7 +157,7 @@ def test_a_killed_run_loses_no_finished_trial_and_resumes(tmp_path: Path) -> Non
     storage = tmp_path / "s.journal"
     path = write_study(tmp_path, n_trials=40, epochs=30)
     command = [sys.executable, "-m", "hpo.cli", "run", str(path), "--storage", str(storage),
-               "--no-progress"]
+               "--no-progress", "--workers", "1"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:  # kill it once a few trials are in, mid-trial
@@ -181,6 +185,9 @@ def test_devices_and_worker_plans() -> None:
     slots = plan_workers(["cuda:0", "cuda:1"], trials_per_device=2)
     assert [s.device for s in slots] == ["cuda:0", "cuda:1", "cuda:0", "cuda:1"]
     assert [s.device for s in plan_workers(["cpu"], workers=3)] == ["cpu"] * 3
+    cores = os.cpu_count() or 1
+    by_default = plan_workers(["cpu"])  # one single-threaded worker per core
+    assert [(s.device, s.threads) for s in by_default] == [("cpu", 1)] * cores
 
 
 def _cuda() -> int:
@@ -201,3 +208,54 @@ def test_resuming_a_study_on_tabular_data_is_accepted(tmp_path: Path) -> None:
         "wt",
         "hp",
     ]
+
+
+@pytest.mark.slow
+def test_workers_of_a_killed_parent_stop_and_leave_nothing_running(tmp_path: Path) -> None:
+    storage = tmp_path / "s.journal"
+    path = write_study(tmp_path, n_trials=200, epochs=30)
+    command = [sys.executable, "-m", "hpo.cli", "run", str(path), "--storage", str(storage),
+               "--no-progress", "--workers", "2"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (
+        storage.exists() and len(_trials(str(storage), "tiny")) >= 4
+    ):
+        time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    time.sleep(8)  # an orphaned worker finishes the trial in hand, then stops
+    settled = _trials(str(storage), "tiny")
+    time.sleep(3)
+    assert len(_trials(str(storage), "tiny")) == len(settled) < 200  # nothing runs on
+    assert not [t for t in settled if t.state == TrialState.RUNNING]
+
+
+def _closure_study(tmp_path: Path) -> Study:
+    base = load_study(write_study(tmp_path, n_trials=2), "tiny")
+
+    def space(trial: Any) -> dict[str, Any]:  # a closure: pickle cannot send it anywhere
+        return base.space(trial)
+
+    return Study(name="closure", space=space, data=base.data, n_trials=2, sampler="random",
+                 pruner="none")
+
+
+def test_an_unpicklable_space_runs_in_process_by_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("hpo.runners.devices.os.cpu_count", lambda: 2)  # default: 2 workers
+    torch.set_num_threads(2)
+    with pytest.warns(UserWarning, match="running one worker in this process"):
+        trials = run(_closure_study(tmp_path), RunOptions(storage=str(tmp_path / "s.journal"),
+                                                          progress=False)).trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 2
+    assert {t.user_attrs["worker"] for t in trials} == {f"{socket.gethostname()}:{os.getpid()}"}
+    assert trials[0].user_attrs["threads"] == 1
+    assert torch.get_num_threads() == 2  # the caller's setting is given back
+
+
+def test_an_unpicklable_space_with_workers_asked_for_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot be sent to 2 worker processes"):
+        run(_closure_study(tmp_path), RunOptions(storage=str(tmp_path / "s.journal"),
+                                                 progress=False, workers=2))

@@ -12,7 +12,7 @@ from hpo.data._base import DataSource, RegressionData
 from hpo.data._batches import InMemoryBatches, RegressionDataset
 from hpo.data._lab import LabData, lab_noise_scale, lab_truth
 from hpo.data._split import Standardizer, kfold_splits, train_test_split
-from hpo.data._tabular import CsvData, Mtcars
+from hpo.data._tabular import CsvData, Mtcars, read_feature_csv
 
 __all__ = [
     "CsvData",
@@ -26,5 +26,6 @@ __all__ = [
     "kfold_splits",
     "lab_noise_scale",
     "lab_truth",
+    "read_feature_csv",
     "train_test_split",
 ]

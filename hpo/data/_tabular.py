@@ -99,6 +99,22 @@ def read_regression_csv(
     return RegressionData(x, y, features, target)
 
 
+def read_feature_csv(path: str, features: tuple[str, ...]) -> tuple[pd.DataFrame, np.ndarray]:
+    """The CSV's rows as read, and its ``features`` as a float matrix (n, features).
+
+    For new inputs to a trained model: no target column, and one row is enough. Every
+    problem is a one-line DataError naming the file, the column and the row.
+    """
+    if not Path(path).is_file():
+        raise DataError(f"{path}: no such file; expected a CSV with the columns "
+                        f"{', '.join(features)}.")
+    frame = _read_frame(path, path)
+    _check_present(frame, path, features)
+    if frame.empty:
+        raise DataError(f"{path}: no data rows under the header, expected at least one.")
+    return frame, np.column_stack([_numeric_column(frame[column], path) for column in features])
+
+
 def _checked_columns(features: object, target: object) -> tuple[str, ...]:
     # A bare string would otherwise be split into one-letter column names.
     names = (features,) if isinstance(features, str) else tuple(features)  # type: ignore[arg-type]

@@ -58,9 +58,10 @@ def plan_workers(
 ) -> list[WorkerSlot]:
     """Spread worker processes over the devices, round-robin, sharing out the CPU cores.
 
-    By default there is one worker per device and trial slot: every GPU runs
-    ``trials_per_device`` trials at once; on a machine without GPUs, one worker uses
-    every core (pass ``workers`` to run several trials side by side instead).
+    By default every GPU runs ``trials_per_device`` trials at once; without a GPU there is
+    one worker per core, each with one thread: the course's networks are too small for
+    intra-op threads to pay (measured: the lab trial takes 0.26 s on one thread, 0.28 s
+    on two), and threads of several workers fighting over the cores cost far more.
     """
     if not isinstance(trials_per_device, int) or trials_per_device < 1:
         raise ConfigError(
@@ -68,6 +69,8 @@ def plan_workers(
         )
     if workers is not None and (not isinstance(workers, int) or workers < 1):
         raise ConfigError(f"`--workers` must be a positive integer, but got {workers!r}.")
-    count = workers if workers is not None else len(devices) * trials_per_device
-    threads = max(1, (os.cpu_count() or 1) // count)
+    cores = os.cpu_count() or 1
+    default = cores if devices == ["cpu"] else len(devices) * trials_per_device
+    count = workers if workers is not None else default
+    threads = max(1, cores // count)
     return [WorkerSlot(devices[i % len(devices)], threads) for i in range(count)]

@@ -16,10 +16,12 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
+import pickle
 import signal
 import socket
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,6 +93,8 @@ def run(study: Study, options: RunOptions | None = None) -> optuna.Study:
     remaining = _queue_work(study, optuna_study)
     if remaining == 0:
         return optuna_study
+    if len(slots) > 1 and not _picklable(study):
+        slots = _one_worker_for_unpicklable(study, slots, asked=options.workers is not None)
     plan = _WorkPlan(study, storage_url, parallel=len(slots) > 1,
                      seed_offset=len(optuna_study.get_trials(deepcopy=False)))
     progress = StudyProgress(optuna_study, remaining, enabled=options.progress)
@@ -102,6 +106,29 @@ def run(study: Study, options: RunOptions | None = None) -> optuna.Study:
     finally:
         progress.close()
     return optuna_study
+
+
+def _picklable(study: Study) -> bool:
+    try:
+        pickle.dumps(study)
+    except (pickle.PicklingError, AttributeError, TypeError):
+        return False
+    return True
+
+
+def _one_worker_for_unpicklable(
+    study: Study, slots: list[WorkerSlot], *, asked: bool
+) -> list[WorkerSlot]:
+    """A space defined inside a function or a notebook cannot travel to worker processes."""
+    if asked:
+        raise ConfigError(
+            f"Study {study.name!r}: its space function cannot be sent to {len(slots)} worker "
+            "processes (it is defined inside a function, a lambda, or a notebook); define it "
+            "at module level in a study file or module, or run with one worker."
+        )
+    warnings.warn(f"Study {study.name!r}: the space function cannot be sent to worker "
+                  "processes; running one worker in this process.", stacklevel=3)
+    return [WorkerSlot(slots[0].device, threads=1)]
 
 
 def create_or_load(study: Study, storage_url: str) -> optuna.Study:
@@ -231,16 +258,30 @@ def _wait_for(workers: list[Any], progress: StudyProgress) -> None:
 def _worker_main(plan: _WorkPlan, slot: WorkerSlot, index: int, quota: int) -> None:
     """Entry point of a worker process: a user's mistake becomes one line and exit code 2."""
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    parent = os.getppid()
     try:
-        _work(plan, slot, index, quota, progress=None)
+        # A parent killed outright (SIGKILL) cannot stop its workers: each notices it was
+        # orphaned and stops after telling the storage how its current trial ended.
+        _work(plan, slot, index, quota, progress=None,
+              keep_going=lambda: os.getppid() == parent)
     except HPOError as error:
         print(f"hpo: error: {error}", file=sys.stderr)
         sys.exit(_EXIT_USER_ERROR)
 
 
-def _work(plan: _WorkPlan, slot: WorkerSlot, index: int, quota: int, progress: Any) -> None:
-    study = plan.study
+def _work(plan: _WorkPlan, slot: WorkerSlot, index: int, quota: int, progress: Any,
+          keep_going: Any = lambda: True) -> None:
+    threads_before = torch.get_num_threads()
     torch.set_num_threads(slot.threads)
+    try:
+        _run_trials(plan, slot, index, quota, progress, keep_going)
+    finally:
+        torch.set_num_threads(threads_before)  # when run in the caller's process
+
+
+def _run_trials(plan: _WorkPlan, slot: WorkerSlot, index: int, quota: int, progress: Any,
+                keep_going: Any) -> None:
+    study = plan.study
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     optuna_study = optuna.load_study(
         study_name=study.name, storage=open_storage(plan.storage_url),
@@ -250,7 +291,7 @@ def _work(plan: _WorkPlan, slot: WorkerSlot, index: int, quota: int, progress: A
                           standardize=study.standardize, seed=study.seed)
     deadline = time.monotonic() + (study.timeout or math.inf)
     for _ in range(quota):
-        if time.monotonic() > deadline:
+        if time.monotonic() > deadline or not keep_going():
             break
         trial = _next_trial(study, optuna_study)
         if trial is None:
@@ -295,7 +336,9 @@ def run_trial(study: Study, optuna_study: optuna.Study, trial: optuna.Trial,
               folds: list[Fold], device: str) -> None:
     """Evaluate one trial and tell the storage how it ended; never leaves it RUNNING."""
     reporter = OptunaReporter(trial)
-    reporter.record({"worker": f"{socket.gethostname()}:{os.getpid()}", "source": "search"})
+    # The thread count is recorded because CPU results repeat to the bit only with it.
+    reporter.record({"worker": f"{socket.gethostname()}:{os.getpid()}", "source": "search",
+                     "threads": torch.get_num_threads()})
     try:
         params = _call_space(study, trial)
         value = evaluate(params, folds, reporter, seed=study.seed + trial.number,

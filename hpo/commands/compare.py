@@ -1,0 +1,45 @@
+"""``hpo compare MANUAL.toml STUDY…``: hand-picked configs against the automated search."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from hpo.commands._args import add_storage_argument, positive_int
+from hpo.compare import compare, markdown
+from hpo.manual import manual_study_name
+
+EPILOG = """\
+Each config of MANUAL.toml is re-trained SEEDS times on the folds of the study that serves
+its scheduler family (the `family` of the study's trials) and stored as manual trials in the
+study <MANUAL stem>-manual; runs already stored are reused. Per family the table shows the
+best manual config (mean ± sd of test R²) against the search's best trial, how many trials
+the search needed to beat it, and the training epochs each side spent. compare.md and
+compare.png are written to --out.
+"""
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "compare", help="compare hand-picked configs with automated studies", epilog=EPILOG,
+        description="Re-train the hand-picked configs of MANUAL.toml on the folds of the "
+                    "automated studies and compare them, per scheduler family.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("manual", metavar="MANUAL.toml", help="the hand-picked configs")
+    parser.add_argument("studies", metavar="STUDY", nargs="+",
+                        help="stored studies, one per scheduler family")
+    parser.add_argument("--seeds", type=positive_int, default=3,
+                        help="seeds each config is trained with (default: 3)")
+    add_storage_argument(parser)
+    parser.add_argument("--out", default="compare",
+                        help="folder for compare.md and compare.png (default: ./compare)")
+    parser.set_defaults(handler=execute)
+
+
+def execute(args: argparse.Namespace) -> int:
+    table = compare(args.manual, args.studies, storage=args.storage, seeds=args.seeds,
+                    out=args.out)
+    print(markdown(table))
+    print(f"Manual trials are in the study {manual_study_name(args.manual)!r}; "
+          f"wrote {args.out}/compare.md and {args.out}/compare.png.")
+    return 0

@@ -1,0 +1,50 @@
+"""``hpo predict MODEL.pt --x 3.0 [--x 4.5 …]`` or ``--csv new.csv``: predict with an
+exported model (standardization saved at export is applied)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+import numpy as np
+
+from hpo.errors import ConfigError
+from hpo.export import predict, predict_csv
+from hpo.training import load_model
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "predict", help="predict with a model that hpo export saved",
+        description="Predict with a model that hpo export saved: --x for a one-feature model, "
+                    "--csv FILE for any (the standardization saved at export is applied).")
+    parser.add_argument("model", help="a model file written by hpo export")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--x", type=float, action="append", metavar="VALUE",
+                        help="an input value (one-feature models); repeat for more")
+    source.add_argument("--csv", metavar="FILE", help="a CSV with the model's feature "
+                        "columns; printed back with a prediction column")
+    parser.add_argument("--out", help="with --csv: write the CSV here instead of stdout")
+    parser.set_defaults(handler=execute)
+
+
+def execute(args: argparse.Namespace) -> int:
+    if args.csv is None:
+        if args.out:
+            raise ConfigError(f"--out writes a CSV and goes with --csv, but got --x; drop "
+                              f"--out {args.out} or pass --csv FILE.")
+        _check_one_feature(args.model)
+        for value in predict(args.model, args.x):
+            print(np.format_float_positional(value, unique=True, trim="-"))
+        return 0
+    frame = predict_csv(args.model, args.csv)
+    frame.to_csv(args.out if args.out else sys.stdout, index=False)
+    return 0
+
+
+def _check_one_feature(path: str) -> None:
+    names = load_model(path)[2].get("feature_names") or []
+    if len(names) != 1:
+        raise ConfigError(f"--x gives one feature per row, but {path} takes {len(names)} "
+                          f"({', '.join(names)}); pass --csv FILE with those columns.")

@@ -1,0 +1,211 @@
+"""Export a study's best model, and predict with an exported model.
+
+Trials keep no weights, so ``export`` re-trains the best trial from its stored params and
+seed on the study's own folds, stops at the epoch the study scored (the last, or the best
+with ``score="best"``), checks that the model's test R² equals the stored value, and saves
+it with `hpo.training.save_model`. CPU training repeats to the last bit for one seed and one
+thread count, which the runner records with each trial (see `thread_counts`). The file's
+extra holds the study, the trial number, the test R², the epoch saved, the feature and
+target names, the params, and the standardization (mean and std per feature) when the
+study standardized, which ``predict`` applies.
+
+Example:
+    >>> info = export("lr-cosine", "best.pt")                      # doctest: +SKIP
+    >>> predict("best.pt", [[0.5], [1.0]])                         # doctest: +SKIP
+    array([0.81, 1.07], dtype=float32)
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from optuna.trial import FrozenTrial, TrialState
+
+from hpo.data import Standardizer, read_feature_csv, train_test_split
+from hpo.errors import ConfigError, DataError
+from hpo.metrics import r2
+from hpo.objective import Fold, train_params
+from hpo.results import best_trial, load_study, trial_params
+from hpo.study_record import data_source, folds_from_record, stored_record
+from hpo.training import load_model, save_model
+
+TOLERANCE = 1e-6  # retrained against stored test R²; CPU training repeats to the last bit
+PREDICTION_COLUMN = "prediction"
+
+
+def export(
+    study_name: str, out: str | Path, storage: str | None = None, trial: int | None = None
+) -> dict[str, Any]:
+    """Re-train the best (or the given) trial of a study and save it to ``out``.
+
+    Returns the extra saved with the model; ``extra["retrained_r2"]`` is the re-trained
+    model's test R², which is checked against ``extra["test_r2"]`` (a RuntimeWarning beyond
+    1e-6, e.g. when the study trained on a GPU).
+    """
+    optuna_study = load_study(study_name, storage)
+    chosen = best_trial(optuna_study) if trial is None else _trial(optuna_study, trial)
+    record = stored_record(optuna_study)
+    if record.get("cv_folds"):
+        raise ConfigError(
+            f"Study {study_name!r} was scored by {record['cv_folds']}-fold cross-validation, "
+            "expected one train/test split: a k-fold score belongs to k models, not one; "
+            "run the best params in a study with cv_folds=None and export that.")
+    fold = folds_from_record(record)[0]
+    model, spec, retrained = _retrain(chosen, fold, record)
+    extra = _extra(optuna_study.study_name, chosen, fold, record, retrained)
+    save_model(out, model, spec, extra)
+    if abs(retrained - float(chosen.value or 0.0)) > TOLERANCE:
+        warnings.warn(
+            f"The re-trained model of trial {chosen.number} scores test R² {retrained:.8f}, "
+            f"but the study stored {chosen.value:.8f}; it was probably trained on another "
+            "device, machine or torch version. The exported model is the re-trained one.",
+            RuntimeWarning, stacklevel=2)
+    return extra
+
+
+def _trial(optuna_study: Any, number: int) -> FrozenTrial:
+    complete = {t.number: t for t in optuna_study.get_trials(
+        deepcopy=False, states=(TrialState.COMPLETE,))}
+    if number not in complete:
+        raise ConfigError(
+            f"Study {optuna_study.study_name!r} has no complete trial number {number}; "
+            f"complete ones are {sorted(complete)[:20]}; pick one of them.")
+    return complete[number]
+
+
+def _retrain(trial: FrozenTrial, fold: Fold, record: dict[str, Any]) -> tuple[Any, Any, float]:
+    """The trial's model trained again, with the first thread count that reproduces it."""
+    if "seed" not in trial.user_attrs:
+        raise ConfigError(f"Trial {trial.number} stored no seed, expected one written by hpo; "
+                          "re-run the study with hpo to export it.")
+    runs = (_train_with(threads, trial, fold, record) for threads in thread_counts(trial))
+    first = next(runs)
+    if _reproduces(first, trial):
+        return first
+    # Kept when nothing reproduces it: export warns, and the first count was likeliest.
+    return next((run for run in runs if _reproduces(run, trial)), first)
+
+
+def _reproduces(run: tuple[Any, Any, float], trial: FrozenTrial) -> bool:
+    return abs(run[2] - float(trial.value or 0.0)) <= TOLERANCE
+
+
+def thread_counts(trial: FrozenTrial) -> list[int]:
+    """CPU thread counts to re-train with: the one the trial ran with.
+
+    CPU training repeats to the last bit only with the same number of threads (reductions
+    split differently); the runner records it as the ``threads`` attribute.
+    """
+    return [int(trial.user_attrs.get("threads", 1))]
+
+
+def _train_with(threads: int, trial: FrozenTrial, fold: Fold,
+                record: dict[str, Any]) -> tuple[Any, Any, float]:
+    stop = _scored_epoch(trial, record)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        model, spec, result = train_params(trial_params(trial), fold,
+                                           seed=int(trial.user_attrs["seed"]),
+                                           callback=lambda epoch, row: epoch >= stop)
+    finally:
+        torch.set_num_threads(before)
+    if result.diverged:
+        raise ConfigError(f"Re-training trial {trial.number} diverged ({result.message}), "
+                          "though the study completed it; export another trial (--trial).")
+    model.eval()
+    with torch.no_grad():
+        x_test, y_test = fold.test.tensors()
+        retrained = r2(y_test, model(x_test))
+    return model, spec, retrained
+
+
+def _scored_epoch(trial: FrozenTrial, record: dict[str, Any]) -> int:
+    """The epoch whose weights the study scored: the best one with score="best"."""
+    history = trial.user_attrs.get("history") or []
+    if record.get("score") == "best" and history:
+        return int(max(history, key=lambda row: row["test_r2"])["epoch"])
+    return int(trial_params(trial)["epochs"])
+
+
+def _extra(study: str, trial: FrozenTrial, fold: Fold, record: dict[str, Any],
+           retrained: float) -> dict[str, Any]:
+    return {"study": study, "trial": trial.number, "test_r2": trial.value,
+            "retrained_r2": retrained, "feature_names": list(fold.train.feature_names),
+            "target_name": fold.train.target_name, "params": trial_params(trial),
+            "seed": int(trial.user_attrs["seed"]), "epoch": _scored_epoch(trial, record),
+            "standardize": _scaling(record)}
+
+
+def _scaling(record: dict[str, Any]) -> dict[str, list[float]] | None:
+    # The scaler the objective fitted on the training rows (hpo.objective.prepare_folds).
+    if not record.get("standardize"):
+        return None
+    train, _ = train_test_split(data_source(record).load(), record["test_size"], record["seed"])
+    scaler = Standardizer().fit(train)
+    return {"mean": np.asarray(scaler.mean_).tolist(), "std": np.asarray(scaler.scale_).tolist()}
+
+
+def predict(path: str | Path, x: Any) -> np.ndarray:
+    """Predictions of an exported model for ``x``, one per row.
+
+    ``x`` is ``(n, features)`` (a list, an array, or a DataFrame with the feature columns);
+    for a one-feature model a flat list of values works too. Standardization saved at export
+    is applied first.
+
+    Example:
+        >>> predict("best.pt", [3.0, 4.5])                      # doctest: +SKIP
+        array([21.3, 13.2], dtype=float32)
+    """
+    model, _, extra = load_model(path)
+    return _predict(model, extra, _features(x, extra, str(path)))
+
+
+def _predict(model: torch.nn.Module, extra: dict[str, Any], features: np.ndarray) -> np.ndarray:
+    scaling = extra.get("standardize")
+    if scaling:
+        mean = np.asarray(scaling["mean"], dtype=np.float32)
+        features = (features - mean) / np.asarray(scaling["std"], dtype=np.float32)
+    with torch.no_grad():
+        out = model(torch.from_numpy(features))  # (n, 1)
+    return out.numpy().ravel()
+
+
+def _features(x: Any, extra: dict[str, Any], path: str) -> np.ndarray:
+    names = list(extra.get("feature_names") or [])
+    if isinstance(x, pd.DataFrame):
+        missing = [name for name in names if name not in x.columns]
+        if missing:
+            raise DataError(f"{path}: column {', '.join(map(repr, missing))} not found; the "
+                            f"model takes {', '.join(names)}.")
+        x = x[names]
+    array = np.asarray(x, dtype=np.float32)
+    if array.ndim == 1 and len(names) == 1:
+        array = array.reshape(-1, 1)
+    if array.ndim != 2 or array.shape[1] != len(names):
+        raise DataError(
+            f"{path}: the model takes {len(names)} feature(s) ({', '.join(names)}), but got "
+            f"input shaped {array.shape}; pass rows of ({', '.join(names)}).")
+    if not np.isfinite(array).all():
+        row = int(np.flatnonzero(~np.isfinite(array).all(axis=1))[0])
+        raise DataError(f"{path}: input row {row + 1} is not finite ({array[row].tolist()}), "
+                        "expected numbers; fix or drop it.")
+    return array
+
+
+def predict_csv(path: str | Path, csv_path: str | Path) -> pd.DataFrame:
+    """The CSV's rows as read, with a ``prediction`` column from the exported model.
+
+    The CSV must hold the model's feature columns (others are kept, not read); a missing
+    column, an empty or non-numeric cell is a one-line DataError naming file, column, row.
+    """
+    model, _, extra = load_model(path)
+    name = str(csv_path)
+    frame, x = read_feature_csv(name, tuple(extra.get("feature_names") or []))
+    frame[PREDICTION_COLUMN] = _predict(model, extra, _features(x, extra, name))
+    return frame
