@@ -179,3 +179,46 @@ def test_a_study_file_runs_as_a_script(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "== tiny: 2 complete" in result.stdout
+
+
+@pytest.mark.slow
+def test_the_printed_dashboard_line_shows_studies_and_intermediate_r2(
+    in_tmp: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+    import shlex
+    import socket
+    import time
+    import urllib.request
+
+    path = write_study(in_tmp, n_trials=2)
+    assert main(["run", str(path), "--no-progress", "--workers", "1"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if "optuna-dashboard" in x)
+    command = shlex.split(line.split(": ", 1)[1])  # exactly what the user is told to type
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    executable = str(Path(sys.executable).parent / command[0])
+    server = subprocess.Popen([executable, *command[1:], "--host", "127.0.0.1",
+                               "--port", str(port)], cwd=in_tmp,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}/api/studies"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(base, timeout=5) as response:
+                    summaries = json.load(response)["study_summaries"]
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "optuna-dashboard did not answer"
+                time.sleep(0.5)
+        assert [s["study_name"] for s in summaries] == ["tiny"]
+        with urllib.request.urlopen(f"{base}/{summaries[0]['study_id']}", timeout=10) as response:
+            trials = json.load(response)["trials"]
+        assert len(trials) == 2
+        assert [len(t["intermediate_values"]) for t in trials] == [6, 6]  # R² of every epoch
+        assert {a["key"] for a in trials[0]["user_attrs"]} >= {"family", "n_params", "seconds"}
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -16,7 +16,7 @@ import pytest
 import torch
 from optuna.trial import TrialState
 
-from hpo import ConfigError, Study
+from hpo import ConfigError, DeviceError, Study
 from hpo.runners import RunOptions, run
 from hpo.runners.devices import plan_workers, resolve_devices
 from hpo.storage import open_storage
@@ -259,3 +259,14 @@ def test_an_unpicklable_space_with_workers_asked_for_is_refused(tmp_path: Path) 
     with pytest.raises(ConfigError, match="cannot be sent to 2 worker processes"):
         run(_closure_study(tmp_path), RunOptions(storage=str(tmp_path / "s.journal"),
                                                  progress=False, workers=2))
+
+
+def test_devices_on_a_machine_with_two_gpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    # No GPU here: the device count is faked; training on CUDA is checked on a GPU machine.
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert resolve_devices("auto") == ["cuda:0", "cuda:1"]
+    assert resolve_devices("cuda:1,cpu") == ["cuda:1", "cpu"]
+    with pytest.raises(DeviceError, match="'cuda:2' does not exist: this machine has 2 CUDA"):
+        resolve_devices("cuda:0,cuda:2")
+    slots = plan_workers(resolve_devices("auto"), trials_per_device=3)
+    assert len(slots) == 6 and {s.device for s in slots} == {"cuda:0", "cuda:1"}
