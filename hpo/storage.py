@@ -15,12 +15,17 @@ Example:
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+from typing import Any
 
 import optuna
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
+
+# The journal's record kinds; Optuna keeps the enum in a private module.
+from optuna.storages.journal._storage import JournalOperation
 
 from hpo.errors import StorageError
 
@@ -151,9 +156,46 @@ def _open_journal(path: Path) -> JournalStorage:
         )
     _repair_torn_tail(path)
     try:
-        return JournalStorage(JournalFileBackend(str(path)))
+        return JournalStorage(DurableOnFinishJournal(str(path)))
     except (OSError, ValueError) as error:
         raise StorageError(f"Cannot open the journal file {str(path)!r}: {error}.") from None
+
+
+# Records written many times per trial: an epoch's R², a trial's attributes and params.
+_FREQUENT_OPS = frozenset({JournalOperation.SET_TRIAL_INTERMEDIATE_VALUE,
+                           JournalOperation.SET_TRIAL_USER_ATTR,
+                           JournalOperation.SET_TRIAL_SYSTEM_ATTR,
+                           JournalOperation.SET_TRIAL_PARAM})
+
+
+class DurableOnFinishJournal(JournalFileBackend):
+    """Optuna's journal file, forced to disk when a trial or study changes state.
+
+    Optuna fsyncs after every record; one per reported epoch was three quarters of the
+    storage's cost per lab trial. A record is readable by every process as soon as it is
+    written, and a killed process loses nothing either way; only a power loss can drop
+    records not yet forced to disk. So frequent records are written and flushed, and the
+    next state change (a trial finishing, above all) forces them to disk with it: finished
+    trials stay as durable as with Optuna's own backend.
+    """
+
+    def __init__(self, file_path: str) -> None:
+        self._path = file_path
+        self._file_lock = JournalFileSymlinkLock(file_path)
+        super().__init__(file_path, lock_obj=self._file_lock)
+
+    def append_logs(self, logs: list[dict[str, Any]]) -> None:
+        text = "".join(json.dumps(log, separators=(",", ":")) + "\n" for log in logs)
+        durable = any(log.get("op_code") not in _FREQUENT_OPS for log in logs)
+        self._file_lock.acquire()
+        try:
+            with open(self._path, "ab") as file:
+                file.write(text.encode("utf-8"))
+                file.flush()
+                if durable:
+                    os.fsync(file.fileno())
+        finally:
+            self._file_lock.release()
 
 
 def _has_sqlite_header(path: Path) -> bool:

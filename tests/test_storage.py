@@ -70,3 +70,21 @@ def test_a_sqlite_file_given_as_journal_is_refused(tmp_path: Path) -> None:
 def test_a_directory_is_refused(tmp_path: Path) -> None:
     with pytest.raises(StorageError, match="is a directory"):
         open_storage(str(tmp_path))
+
+
+def test_epoch_reports_are_flushed_and_finished_trials_forced_to_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = str(tmp_path / "s.journal")
+    study = optuna.create_study(storage=open_storage(path), study_name="a")
+    trial = study.ask()
+    synced: list[int] = []
+    monkeypatch.setattr("hpo.storage.os.fsync", synced.append)
+    for epoch in range(1, 11):
+        trial.report(0.5, epoch)
+    trial.set_user_attr("family", "cosine")
+    assert synced == []  # frequent records: written and flushed, not forced
+    other = optuna.load_study(study_name="a", storage=open_storage(path))
+    assert len(other.trials[0].intermediate_values) == 10  # yet visible to any reader
+    study.tell(trial, 0.5)
+    assert len(synced) == 1  # the trial finishing forces everything before it to disk
