@@ -15,8 +15,11 @@ Example:
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +91,26 @@ def storage_file(url: str) -> Path | None:
     if url.startswith(prefix) and url[len(prefix):] not in ("", ":memory:"):
         return Path(url[len(prefix):])
     return None
+
+
+@contextmanager
+def exclusive_claims(storage: str) -> Iterator[None]:
+    """Make "take a WAITING trial" atomic across processes where the storage does not.
+
+    PostgreSQL and MySQL lock the row and the journal lets its log order decide, but
+    Python's sqlite3 reads outside the write's transaction, so two workers can both take
+    one trial. SQLite lives on one host, so a file lock beside it serializes the claims.
+    """
+    path = storage_file(storage) if storage.startswith("sqlite") else None
+    if path is None:
+        yield
+        return
+    with open(f"{path}.claim-lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def open_existing_storage(storage: str | None = None) -> BaseStorage:

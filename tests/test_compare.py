@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import statistics
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -86,13 +85,6 @@ def space_of(family: str) -> Any:
 
     return space
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny nets; extra threads only slow a shared machine down
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

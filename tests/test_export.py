@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,13 +49,6 @@ def space_of(batch_size: int, epochs: int, lr: tuple[float, float] = (0.01, 0.1)
 
     return space
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny nets; extra threads only slow a shared machine down
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -100,13 +99,6 @@ def _store_unfinished_study(path: str, record: dict[str, Any]) -> None:
 def report(storage: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_report("small", storage=storage, out=tmp_path_factory.mktemp("report"))
 
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def stored(storage: str, name: str = "small") -> optuna.Study:

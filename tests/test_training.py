@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import re
 from collections import namedtuple
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,17 +18,6 @@ from hpo.errors import ConfigError, DataError
 from hpo.metrics import mse
 from hpo.models import ModelSpec, build_model
 from hpo.training import TrainResult, load_model, save_model, to_device, train
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    # Lab-sized models gain nothing from intra-op threads, and lose 20x or more when other
-    # jobs share the cores (measured here: 0.7 s vs 15-28 s per lab trial on a loaded 2-core box).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 LAB_NET = ModelSpec(hidden=(20, 20), activation="tanh")
 COLUMNS = ["epoch", "lr", "seconds", "train_loss", "test_loss"]

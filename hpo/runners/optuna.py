@@ -35,7 +35,7 @@ from hpo.reporting import PRUNING_METRIC, MemoryReporter
 from hpo.runners.devices import WorkerSlot, plan_workers, resolve_devices
 from hpo.runners.progress import StudyProgress, finished_count
 from hpo.runners.samplers import make_pruner, make_sampler
-from hpo.storage import open_storage, resolve_storage
+from hpo.storage import exclusive_claims, open_storage, resolve_storage
 from hpo.study import Study
 from hpo.study_record import RECORD_ATTR, study_record
 
@@ -293,7 +293,7 @@ def _run_trials(plan: _WorkPlan, slot: WorkerSlot, index: int, quota: int, progr
     for _ in range(quota):
         if time.monotonic() > deadline or not keep_going():
             break
-        trial = _next_trial(study, optuna_study)
+        trial = _next_trial(plan, optuna_study)
         if trial is None:
             break
         run_trial(study, optuna_study, trial, folds, slot.device)
@@ -310,25 +310,27 @@ def _sampler_for(plan: _WorkPlan, index: int) -> optuna.samplers.BaseSampler:
     return make_sampler(study.sampler, seed=seed, parallel=plan.parallel)
 
 
-def _next_trial(study: Study, optuna_study: optuna.Study) -> optuna.Trial | None:
-    if study.sampler == "grid":
-        return claim_waiting_trial(optuna_study)
+def _next_trial(plan: _WorkPlan, optuna_study: optuna.Study) -> optuna.Trial | None:
+    if plan.study.sampler == "grid":
+        return claim_waiting_trial(optuna_study, plan.storage_url)
     return optuna_study.ask()
 
 
-def claim_waiting_trial(optuna_study: optuna.Study) -> optuna.Trial | None:
+def claim_waiting_trial(optuna_study: optuna.Study, storage_url: str) -> optuna.Trial | None:
     """Take one queued trial, or None when the queue is empty.
 
     The storage switches a trial from WAITING to RUNNING atomically and tells whether it
-    did, so two workers never take the same grid point, and none creates a trial outside
-    the grid when the queue runs dry (as ``ask()`` would).
+    did (made so for SQLite by ``exclusive_claims``), so two workers never take the same
+    grid point, and none creates a trial outside the grid when the queue runs dry (as
+    ``ask()`` would).
     """
     storage = _storage_of(optuna_study)
-    for frozen in optuna_study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-        study_id = storage.get_study_id_from_name(optuna_study.study_name)
-        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, frozen.number)
-        if storage.set_trial_state_values(trial_id, TrialState.RUNNING):
-            return optuna.Trial(optuna_study, trial_id)
+    study_id = storage.get_study_id_from_name(optuna_study.study_name)
+    with exclusive_claims(storage_url):
+        for frozen in optuna_study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+            trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, frozen.number)
+            if storage.set_trial_state_values(trial_id, TrialState.RUNNING):
+                return optuna.Trial(optuna_study, trial_id)
     return None
 
 
