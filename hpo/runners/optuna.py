@@ -18,7 +18,6 @@ import multiprocessing
 import os
 import pickle
 import signal
-import socket
 import sys
 import time
 import warnings
@@ -30,16 +29,15 @@ import torch
 from optuna.trial import TrialState
 
 from hpo.errors import ConfigError, HPOError
-from hpo.objective import Fold, TrialDiverged, evaluate, prepare_folds
-from hpo.reporting import PRUNING_METRIC, MemoryReporter
+from hpo.objective import prepare_folds
 from hpo.runners.devices import WorkerSlot, plan_workers, resolve_devices
 from hpo.runners.progress import StudyProgress, finished_count
 from hpo.runners.samplers import make_pruner, make_sampler
-from hpo.storage import exclusive_claims, open_storage, resolve_storage
+from hpo.runners.trials import claim_waiting_trial, fail_interrupted_trials, run_trial
+from hpo.storage import open_storage, resolve_storage
 from hpo.study import Study
 from hpo.study_record import RECORD_ATTR, study_record
 
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 _EXIT_USER_ERROR = 2
 
 
@@ -60,26 +58,6 @@ class RunOptions:
     devices: str = "auto"
     trials_per_device: int = 1
     progress: bool = True
-
-
-class OptunaReporter(MemoryReporter):
-    """Reports the test R² of every epoch to the trial, and prunes when the pruner says so."""
-
-    def __init__(self, trial: optuna.Trial) -> None:
-        super().__init__()
-        self.trial = trial
-
-    def report(self, epoch: int, metrics: dict[str, float] | Any) -> None:
-        super().report(epoch, metrics)
-        self.trial.report(float(metrics[PRUNING_METRIC]), epoch)
-        if self.trial.should_prune():
-            self.record({"ended": "pruned", "epochs_run": epoch, "history": self.history})
-            raise optuna.TrialPruned(f"pruned at epoch {epoch}")
-
-    def record(self, attrs: dict[str, Any] | Any) -> None:
-        super().record(attrs)
-        for key, value in attrs.items():
-            self.trial.set_user_attr(key, value)
 
 
 def run(study: Study, options: RunOptions | None = None) -> optuna.Study:
@@ -159,37 +137,6 @@ def _check_same_data(study: Study, optuna_study: optuna.Study) -> None:
             f"{', '.join(changed)} ({', '.join(f'{k}={old[k]!r}' for k in changed)}); "
             "give the study a new --study-name, or restore the old settings."
         )
-
-
-def fail_interrupted_trials(optuna_study: optuna.Study) -> list[int]:
-    """Mark FAIL the RUNNING trials whose worker process on this host has died.
-
-    A killed run leaves its trial RUNNING forever; on resume it is failed (and a grid point
-    it held is queued again). Trials of live workers, or of other hosts, are left alone.
-    """
-    storage, failed = _storage_of(optuna_study), []
-    study_id = storage.get_study_id_from_name(optuna_study.study_name)
-    for trial in optuna_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if _worker_is_alive(str(trial.user_attrs.get("worker", ""))):
-            continue
-        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
-        storage.set_trial_user_attr(trial_id, "ended", "interrupted")
-        storage.set_trial_state_values(trial_id, TrialState.FAIL)
-        failed.append(trial.number)
-    return failed
-
-
-def _worker_is_alive(worker: str) -> bool:
-    host, _, pid = worker.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return True  # not ours to judge
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _queue_work(study: Study, optuna_study: optuna.Study) -> int:
@@ -314,76 +261,3 @@ def _next_trial(plan: _WorkPlan, optuna_study: optuna.Study) -> optuna.Trial | N
     if plan.study.sampler == "grid":
         return claim_waiting_trial(optuna_study, plan.storage_url)
     return optuna_study.ask()
-
-
-def claim_waiting_trial(optuna_study: optuna.Study, storage_url: str) -> optuna.Trial | None:
-    """Take one queued trial, or None when the queue is empty.
-
-    The storage switches a trial from WAITING to RUNNING atomically and tells whether it
-    did (made so for SQLite by ``exclusive_claims``), so two workers never take the same
-    grid point, and none creates a trial outside the grid when the queue runs dry (as
-    ``ask()`` would).
-    """
-    storage = _storage_of(optuna_study)
-    study_id = storage.get_study_id_from_name(optuna_study.study_name)
-    with exclusive_claims(storage_url):
-        for frozen in optuna_study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-            trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, frozen.number)
-            if storage.set_trial_state_values(trial_id, TrialState.RUNNING):
-                return optuna.Trial(optuna_study, trial_id)
-    return None
-
-
-def run_trial(study: Study, optuna_study: optuna.Study, trial: optuna.Trial,
-              folds: list[Fold], device: str) -> None:
-    """Evaluate one trial and tell the storage how it ended; never leaves it RUNNING."""
-    reporter = OptunaReporter(trial)
-    # The thread count is recorded because CPU results repeat to the bit only with it.
-    reporter.record({"worker": f"{socket.gethostname()}:{os.getpid()}", "source": "search",
-                     "threads": torch.get_num_threads()})
-    try:
-        params = _call_space(study, trial)
-        value = evaluate(params, folds, reporter, seed=study.seed + trial.number,
-                         device=device, score=study.score)
-    except optuna.TrialPruned:
-        optuna_study.tell(trial, state=TrialState.PRUNED)
-    except TrialDiverged:
-        optuna_study.tell(trial, state=TrialState.FAIL)
-    except BaseException:
-        optuna_study.tell(trial, state=TrialState.FAIL)
-        raise
-    else:
-        optuna_study.tell(trial, value)
-
-
-def _call_space(study: Study, trial: optuna.Trial) -> dict[str, Any]:
-    try:
-        params = study.space(trial)
-    except HPOError:
-        raise
-    except (ValueError, TypeError, KeyError) as error:
-        raise ConfigError(f"The search space of study {study.name!r} raised "
-                          f"{type(error).__name__}: {error}") from None
-    if not isinstance(params, dict):
-        raise ConfigError(f"The search space of study {study.name!r} must return a dict of "
-                          f"params, but returned {type(params).__name__}.")
-    if study.grid is not None and study.sampler == "grid":
-        _check_grid_covers(study, trial)
-    return params
-
-
-def _check_grid_covers(study: Study, trial: optuna.Trial) -> None:
-    grid = set(study.grid or {})
-    searched = set(trial.params)
-    if searched != grid:
-        raise ConfigError(
-            f"Study {study.name!r}: the grid must list exactly the parameters the space "
-            f"searches ({', '.join(sorted(searched)) or 'none'}), but it lists "
-            f"{', '.join(sorted(grid))}; fix the others in the space or add them to the grid."
-        )
-
-
-def _storage_of(optuna_study: optuna.Study) -> Any:
-    # Claiming a queued trial atomically needs the storage's own compare-and-set; Optuna
-    # keeps the storage on the study without a public accessor.
-    return optuna_study._storage
