@@ -27,7 +27,9 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="hpo", description=__doc__.splitlines()[0] if __doc__ else "")
+    parser = OneLineParser(
+        prog="hpo", description="Hyperparameter search for PyTorch training loops: run studies, "
+        "then report, compare with hand-picked configs, browse, export.")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
                                        parser_class=OneLineParser)
     for name in COMMANDS:
