@@ -4,7 +4,7 @@ Trials keep no weights, so ``export`` re-trains the best trial from its stored p
 seed on the study's own folds, stops at the epoch the study scored (the last, or the best
 with ``score="best"``), checks that the model's test R² equals the stored value, and saves
 it with `hpo.training.save_model`. CPU training repeats to the last bit for one seed and one
-thread count, which the runner records with each trial (see `thread_counts`). The file's
+thread count, which every trial records (see hpo.study_record.retrain_trial). The file's
 extra holds the study, the trial number, the test R², the epoch saved, the feature and
 target names, the params, and the standardization (mean and std per feature) when the
 study standardized, which ``predict`` applies.
@@ -26,12 +26,12 @@ import pandas as pd
 import torch
 from optuna.trial import FrozenTrial, TrialState
 
-from hpo.data import Standardizer, read_feature_csv, train_test_split
+from hpo.data import read_feature_csv
 from hpo.errors import ConfigError, DataError
 from hpo.metrics import r2
-from hpo.objective import Fold, train_params
+from hpo.objective import Fold
 from hpo.results import best_trial, load_study, trial_params
-from hpo.study_record import data_source, folds_from_record, stored_record
+from hpo.study_record import retrain_trial, scored_epoch, stored_record
 from hpo.training import load_model, save_model
 
 TOLERANCE = 1e-6  # retrained against stored test R²; CPU training repeats to the last bit
@@ -55,8 +55,7 @@ def export(
             f"Study {study_name!r} was scored by {record['cv_folds']}-fold cross-validation, "
             "expected one train/test split: a k-fold score belongs to k models, not one; "
             "run the best params in a study with cv_folds=None and export that.")
-    fold = folds_from_record(record)[0]
-    model, spec, retrained = _retrain(chosen, fold, record)
+    model, spec, retrained, fold = _retrain(chosen, record)
     extra = _extra(optuna_study.study_name, chosen, fold, record, retrained)
     save_model(out, model, spec, extra)
     if abs(retrained - float(chosen.value or 0.0)) > TOLERANCE:
@@ -78,43 +77,9 @@ def _trial(optuna_study: Any, number: int) -> FrozenTrial:
     return complete[number]
 
 
-def _retrain(trial: FrozenTrial, fold: Fold, record: dict[str, Any]) -> tuple[Any, Any, float]:
-    """The trial's model trained again, with the first thread count that reproduces it."""
-    if "seed" not in trial.user_attrs:
-        raise ConfigError(f"Trial {trial.number} stored no seed, expected one written by hpo; "
-                          "re-run the study with hpo to export it.")
-    runs = (_train_with(threads, trial, fold, record) for threads in thread_counts(trial))
-    first = next(runs)
-    if _reproduces(first, trial):
-        return first
-    # Kept when nothing reproduces it: export warns, and the first count was likeliest.
-    return next((run for run in runs if _reproduces(run, trial)), first)
-
-
-def _reproduces(run: tuple[Any, Any, float], trial: FrozenTrial) -> bool:
-    return abs(run[2] - float(trial.value or 0.0)) <= TOLERANCE
-
-
-def thread_counts(trial: FrozenTrial) -> list[int]:
-    """CPU thread counts to re-train with: the one the trial ran with.
-
-    CPU training repeats to the last bit only with the same number of threads (reductions
-    split differently); the runner records it as the ``threads`` attribute.
-    """
-    return [int(trial.user_attrs.get("threads", 1))]
-
-
-def _train_with(threads: int, trial: FrozenTrial, fold: Fold,
-                record: dict[str, Any]) -> tuple[Any, Any, float]:
-    stop = _scored_epoch(trial, record)
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        model, spec, result = train_params(trial_params(trial), fold,
-                                           seed=int(trial.user_attrs["seed"]),
-                                           callback=lambda epoch, row: epoch >= stop)
-    finally:
-        torch.set_num_threads(before)
+def _retrain(trial: FrozenTrial, record: dict[str, Any]) -> tuple[Any, Any, float, Fold]:
+    """The trial's model trained again, and its test R² (to check against the stored one)."""
+    model, spec, result, fold = retrain_trial(trial, record)
     if result.diverged:
         raise ConfigError(f"Re-training trial {trial.number} diverged ({result.message}), "
                           "though the study completed it; export another trial (--trial).")
@@ -122,15 +87,7 @@ def _train_with(threads: int, trial: FrozenTrial, fold: Fold,
     with torch.no_grad():
         x_test, y_test = fold.test.tensors()
         retrained = r2(y_test, model(x_test))
-    return model, spec, retrained
-
-
-def _scored_epoch(trial: FrozenTrial, record: dict[str, Any]) -> int:
-    """The epoch whose weights the study scored: the best one with score="best"."""
-    history = trial.user_attrs.get("history") or []
-    if record.get("score") == "best" and history:
-        return int(max(history, key=lambda row: row["test_r2"])["epoch"])
-    return int(trial_params(trial)["epochs"])
+    return model, spec, retrained, fold
 
 
 def _extra(study: str, trial: FrozenTrial, fold: Fold, record: dict[str, Any],
@@ -138,17 +95,16 @@ def _extra(study: str, trial: FrozenTrial, fold: Fold, record: dict[str, Any],
     return {"study": study, "trial": trial.number, "test_r2": trial.value,
             "retrained_r2": retrained, "feature_names": list(fold.train.feature_names),
             "target_name": fold.train.target_name, "params": trial_params(trial),
-            "seed": int(trial.user_attrs["seed"]), "epoch": _scored_epoch(trial, record),
-            "standardize": _scaling(record)}
+            "seed": int(trial.user_attrs["seed"]), "epoch": scored_epoch(trial, record),
+            "standardize": _scaling(fold)}
 
 
-def _scaling(record: dict[str, Any]) -> dict[str, list[float]] | None:
+def _scaling(fold: Fold) -> dict[str, list[float]] | None:
     # The scaler the objective fitted on the training rows (hpo.objective.prepare_folds).
-    if not record.get("standardize"):
+    if fold.scaler is None:
         return None
-    train, _ = train_test_split(data_source(record).load(), record["test_size"], record["seed"])
-    scaler = Standardizer().fit(train)
-    return {"mean": np.asarray(scaler.mean_).tolist(), "std": np.asarray(scaler.scale_).tolist()}
+    return {"mean": np.asarray(fold.scaler.mean_).tolist(),
+            "std": np.asarray(fold.scaler.scale_).tolist()}
 
 
 def predict(path: str | Path, x: Any) -> np.ndarray:

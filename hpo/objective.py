@@ -57,6 +57,8 @@ class Fold:
 
     train: RegressionData
     test: RegressionData
+    # Fitted on ``train`` when the study standardizes: an exported model needs it for new x.
+    scaler: Standardizer | None = None
 
 
 def prepare_folds(
@@ -73,15 +75,13 @@ def prepare_folds(
         train_test_split(data, test_size, seed)
     ]
     if standardize:
-        pairs = [_standardized(train_part, test_part) for train_part, test_part in pairs]
+        return [_standardized(train_part, test_part) for train_part, test_part in pairs]
     return [Fold(train_part, test_part) for train_part, test_part in pairs]
 
 
-def _standardized(
-    train_part: RegressionData, test_part: RegressionData
-) -> tuple[RegressionData, RegressionData]:
+def _standardized(train_part: RegressionData, test_part: RegressionData) -> Fold:
     scaler = Standardizer().fit(train_part)  # fitted on training rows only: no leak from test
-    return scaler.transform(train_part), scaler.transform(test_part)
+    return Fold(scaler.transform(train_part), scaler.transform(test_part), scaler)
 
 
 def model_spec(params: Mapping[str, Any], in_features: int) -> ModelSpec:
@@ -153,8 +153,9 @@ def evaluate(
     Raises:
         TrialDiverged: the training loss became non-finite.
     """
+    # The thread count is kept because CPU results repeat to the bit only with it.
     reporter.record({"params": dict(params), "family": str(params["scheduler"]),
-                     "device": device, "seed": seed})
+                     "device": device, "seed": seed, "threads": torch.get_num_threads()})
     if len(folds) == 1:
         return _evaluate_split(params, folds[0], reporter, seed=seed, device=device, score=score)
     return _evaluate_folds(params, folds, reporter, seed=seed, device=device, score=score)

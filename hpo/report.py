@@ -26,11 +26,10 @@ import torch
 
 from hpo import plots
 from hpo.errors import ConfigError, HPOError
-from hpo.objective import train_params
 from hpo.plots import Figure, plt  # through hpo.plots, which picks the Agg backend first
 from hpo.results import best_trial, leaderboard, load_study, trial_params, trials_frame
 from hpo.storage import existing_storage
-from hpo.study_record import folds_from_record, stored_record
+from hpo.study_record import retrain_trial, stored_record
 
 INDEX = "index.md"
 TRIALS_CSV = "trials.csv"
@@ -129,26 +128,15 @@ def _skip(report: Report, spec: FigureSpec, path: Path, reason: str) -> None:
 
 
 def best_prediction(study: optuna.Study) -> plots.Prediction:
-    """Retrain the best trial on the study's first fold with its stored params and seed.
+    """Retrain the best trial on the study's first fold (hpo.study_record.retrain_trial).
 
-    It retrains on the CPU, where training is deterministic: for a trial trained there the
-    model is the one the trial scored; a GPU-trained trial's may differ in the last digits.
+    On the CPU this is the model the trial scored; a GPU-trained trial's may differ in the
+    last digits.
     """
     trial = _best(study)
     record = stored_record(study)
-    seed = trial.user_attrs.get("seed")
-    if seed is None:
-        raise plots.FigureSkipped(f"trial {trial.number} stores no seed to retrain it with")
-    fold = folds_from_record(record)[0]
+    model, _, result, fold = retrain_trial(trial, record)
     cv_folds = record.get("cv_folds")
-    # A cross-validated trial trains fold k with seed + k (hpo.objective._evaluate_folds).
-    fold_seed = int(seed) + 1 if cv_folds else int(seed)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # a lab-sized net gains nothing from more; a busy box loses a lot
-    try:
-        model, _, result = train_params(trial_params(trial), fold, seed=fold_seed)
-    finally:
-        torch.set_num_threads(threads)
     return plots.Prediction(trial=trial.number, train=fold.train, test=fold.test,
                             predict=_predictor(model),
                             test_r2=float(result.history["test_r2"].iloc[-1]),

@@ -238,6 +238,7 @@ def test_manual_trials_are_stored_tagged_with_their_values(
         assert attrs["params"] == config.params and attrs["study"] == f"lr-{config.family}"
         assert trial.value == by_hand(storage, attrs["study"], config.params)[attrs["seed"]]
         assert len(attrs["history"]) == attrs["epochs_run"] == config.params["epochs"]
+        assert attrs["threads"] >= 1  # recorded by the objective: export can reproduce it
         assert attrs["n_params"] > 0 and attrs["seconds"] > 0 and attrs["ended"] == "completed"
         assert trial.intermediate_values == {
             row["epoch"]: row["test_r2"] for row in attrs["history"]

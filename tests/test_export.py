@@ -334,3 +334,24 @@ def test_export_mistakes_are_one_line(
     assert main(["export", "nope", "--out", str(tmp_path / "x.pt"), "--storage", storage]) == 2
     err = capsys.readouterr().err
     assert "No study named 'nope'" in err and err.count("\n") == 1
+
+
+def test_a_manual_trial_exports_to_the_bit(tmp_path: Path) -> None:
+    # Manual trials carry their thread count like search trials, so any stored trial
+    # re-trains exactly: here one trained with 2 threads, exported from a 1-thread process.
+    from hpo import LabData, Study
+    from hpo.objective import evaluate, prepare_folds
+    from hpo.reporting import MemoryReporter
+    from hpo.study_record import retrain_trial, study_record
+
+    study = Study(name="x", space=lambda t: {}, data=LabData(n=200), seed=0)
+    params = {"hidden_layers": 1, "width": 16, "activation": "tanh", "optimizer": "adam",
+              "lr": 0.01, "scheduler": "constant", "batch_size": 32, "epochs": 5}
+    reporter = MemoryReporter()
+    torch.set_num_threads(2)
+    value = evaluate(params, prepare_folds(study.data, seed=0), reporter, seed=3)
+    torch.set_num_threads(1)
+    trial = optuna.trial.create_trial(value=value, user_attrs=reporter.attrs)
+    assert trial.user_attrs["threads"] == 2
+    _, _, result, _ = retrain_trial(trial, study_record(study))
+    assert float(result.history["test_r2"].iloc[-1]) == value

@@ -13,7 +13,6 @@ import socket
 from typing import Any
 
 import optuna
-import torch
 from optuna.trial import TrialState
 
 from hpo.errors import ConfigError, HPOError
@@ -96,9 +95,7 @@ def run_trial(study: Study, optuna_study: optuna.Study, trial: optuna.Trial,
               folds: list[Fold], device: str) -> None:
     """Evaluate one trial and tell the storage how it ended; never leaves it RUNNING."""
     reporter = OptunaReporter(trial)
-    # The thread count is recorded because CPU results repeat to the bit only with it.
-    reporter.record({"worker": f"{socket.gethostname()}:{os.getpid()}", "source": "search",
-                     "threads": torch.get_num_threads()})
+    reporter.record({"worker": f"{socket.gethostname()}:{os.getpid()}", "source": "search"})
     try:
         params = _call_space(study, trial)
         value = evaluate(params, folds, reporter, seed=study.seed + trial.number,
