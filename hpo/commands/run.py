@@ -43,8 +43,8 @@ def add_parser(subparsers: Any) -> None:
                         "trial starts")
     parser.add_argument("--seed", type=int, help="override the study's seed")
     add_storage_argument(parser)
-    parser.add_argument("--workers", type=positive_int, help="worker processes (default: one "
-                        "per device and trial slot)")
+    parser.add_argument("--workers", type=positive_int, help="worker processes (default: "
+                        "--trials-per-device per GPU, else one per CPU core)")
     parser.add_argument("--devices", default="auto", help="auto (every GPU, else the CPU), cpu, "
                         "or cuda:0,cuda:1,... (default: auto)")
     parser.add_argument("--trials-per-device", type=positive_int, default=1,

@@ -47,7 +47,8 @@ class RunOptions:
 
     Args:
         storage: a storage URL or file path; None means ``hpo.journal`` in the working folder.
-        workers: worker processes; None means one per device and trial slot.
+        workers: worker processes; None means ``trials_per_device`` per GPU, or one
+            single-threaded worker per CPU core on a machine without GPUs.
         devices: ``auto`` (every GPU, else the CPU), ``cpu``, or ``cuda:0,cuda:1,…``.
         trials_per_device: trials that share one device at a time.
         progress: draw a progress bar.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Mapping
 from typing import Any
 
 import optuna
@@ -29,14 +30,14 @@ class OptunaReporter(MemoryReporter):
         super().__init__()
         self.trial = trial
 
-    def report(self, epoch: int, metrics: dict[str, float] | Any) -> None:
+    def report(self, epoch: int, metrics: Mapping[str, float]) -> None:
         super().report(epoch, metrics)
         self.trial.report(float(metrics[PRUNING_METRIC]), epoch)
         if self.trial.should_prune():
             self.record({"ended": "pruned", "epochs_run": epoch, "history": self.history})
             raise optuna.TrialPruned(f"pruned at epoch {epoch}")
 
-    def record(self, attrs: dict[str, Any] | Any) -> None:
+    def record(self, attrs: Mapping[str, Any]) -> None:
         super().record(attrs)
         for key, value in attrs.items():
             self.trial.set_user_attr(key, value)
