@@ -158,21 +158,26 @@ def test_two_workers_share_the_trial_count(tmp_path: Path) -> None:
     assert len({t.user_attrs["worker"] for t in trials}) == 2
 
 
+def _run_then_kill(path: Path, storage: Path, workers: int, enough: Any) -> None:
+    """``hpo run`` in a real process, SIGKILLed once ``enough(trials)`` holds."""
+    command = [sys.executable, "-m", "hpo.cli", "run", str(path), "--storage", str(storage),
+               "--no-progress", "--workers", str(workers)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (
+        storage.exists() and enough(_trials(str(storage), "tiny"))
+    ):
+        time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+
+
 @pytest.mark.slow
 def test_a_killed_run_loses_no_finished_trial_and_resumes(tmp_path: Path) -> None:
     storage = tmp_path / "s.journal"
     path = write_study(tmp_path, n_trials=40, epochs=30)
-    command = [sys.executable, "-m", "hpo.cli", "run", str(path), "--storage", str(storage),
-               "--no-progress", "--workers", "1"]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:  # kill it once a few trials are in, mid-trial
-        time.sleep(0.2)
-        if storage.exists() and sum(
-            t.state == TrialState.COMPLETE for t in _trials(str(storage), "tiny")) >= 3:
-            break
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    _run_then_kill(path, storage, workers=1,  # a few trials in, killed mid-trial
+                   enough=lambda trials: sum(t.state == TrialState.COMPLETE for t in trials) >= 3)
     before = _trials(str(storage), "tiny")
     finished = {t.number: t.value for t in before if t.state == TrialState.COMPLETE}
     assert len(finished) >= 3
@@ -197,8 +202,6 @@ def test_devices_and_worker_plans() -> None:
 
 
 def _cuda() -> int:
-    import torch
-
     return torch.cuda.device_count()
 
 
@@ -220,16 +223,7 @@ def test_resuming_a_study_on_tabular_data_is_accepted(tmp_path: Path) -> None:
 def test_workers_of_a_killed_parent_stop_and_leave_nothing_running(tmp_path: Path) -> None:
     storage = tmp_path / "s.journal"
     path = write_study(tmp_path, n_trials=200, epochs=30)
-    command = [sys.executable, "-m", "hpo.cli", "run", str(path), "--storage", str(storage),
-               "--no-progress", "--workers", "2"]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not (
-        storage.exists() and len(_trials(str(storage), "tiny")) >= 4
-    ):
-        time.sleep(0.2)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    _run_then_kill(path, storage, workers=2, enough=lambda trials: len(trials) >= 4)
     time.sleep(8)  # an orphaned worker finishes the trial in hand, then stops
     settled = _trials(str(storage), "tiny")
     time.sleep(3)
