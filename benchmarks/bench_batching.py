@@ -9,7 +9,7 @@ Three feeds run in this one process, alternately, a few times each:
 - ``DataLoader, lab's Dataset``: the same with the lab's own Dataset class (from the book
   *Inside Deep Learning*), which builds two tensors from NumPy rows for every item;
 - ``InMemoryBatches``: the same batches sliced from tensors (test batches of 64 too);
-- ``InMemoryBatches, full test``: as ``hpo.objective`` runs a trial, the test set in one batch.
+- ``InMemoryBatches, full test``: as the objective runs a trial, the test set in one batch.
 
 Reported: the median wall time, and the median CPU time of this process, which other jobs on
 a shared machine disturb less. One torch thread by default: a lab-sized trial gains nothing
@@ -31,8 +31,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from hpo.data import InMemoryBatches, LabData, RegressionData, RegressionDataset, train_test_split
-from hpo.models import ModelSpec, build_model
-from hpo.training import train
+from hpo.train.loop import train
+from hpo.train.models import ModelSpec, build_model
 
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
 Feed = Callable[[RegressionData, RegressionData], tuple[Batches, Batches]]

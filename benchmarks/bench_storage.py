@@ -24,8 +24,9 @@ import optuna
 import torch
 
 from hpo import LabData, RunOptions, Study, run
-from hpo.objective import prepare_folds, train_and_score
-from hpo.storage import open_storage
+from hpo.data import prepare_folds
+from hpo.store.storage import open_storage
+from hpo.train.objective import train_and_score
 from search_spaces import (
     suggest_architecture,
     suggest_optimizer,

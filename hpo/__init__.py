@@ -1,5 +1,10 @@
 """hpo: hyperparameter optimization for PyTorch training loops.
 
+The public API, loaded on first use so that ``hpo --help`` and ``hpo list`` do not pay for
+torch: ``hpo.Study`` (what to search), ``hpo.run`` with ``hpo.RunOptions`` (search it), and
+``hpo.load_study``/``best_trial``/``leaderboard``/``trial_history``/``trial_params`` (read
+what a search stored). The layers behind it are listed in docs/architecture.md.
+
 Example:
     >>> import hpo
     >>> from search_spaces import suggest_architecture, suggest_optimizer, suggest_scheduler
@@ -15,11 +20,29 @@ Example:
     >>> hpo.trial_history(hpo.best_trial(optuna_study))                 # doctest: +SKIP
 """
 
-from hpo.data import CsvData, LabData, Mtcars
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from hpo.errors import ConfigError, DataError, DeviceError, HPOError, StorageError, StudyFileError
-from hpo.results import best_trial, leaderboard, load_study, trial_history, trial_params
-from hpo.runners import RunOptions, run
-from hpo.study import Study
+
+if TYPE_CHECKING:
+    from hpo.data import CsvData, LabData, Mtcars
+    from hpo.results.tables import leaderboard, load_study, trial_history, trial_params
+    from hpo.runners.optuna_runner import RunOptions, run
+    from hpo.store.summary import best_trial
+    from hpo.study.config import Study
+
+# Public name -> the module that defines it.
+_LAZY = {
+    "CsvData": "hpo.data", "LabData": "hpo.data", "Mtcars": "hpo.data",
+    "Study": "hpo.study.config",
+    "RunOptions": "hpo.runners.optuna_runner", "run": "hpo.runners.optuna_runner",
+    "best_trial": "hpo.store.summary", "leaderboard": "hpo.results.tables",
+    "load_study": "hpo.results.tables", "trial_history": "hpo.results.tables",
+    "trial_params": "hpo.results.tables",
+}
 
 __all__ = [
     "ConfigError",
@@ -40,3 +63,15 @@ __all__ = [
     "trial_history",
     "trial_params",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'hpo' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

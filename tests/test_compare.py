@@ -1,4 +1,4 @@
-"""hpo.compare and ``hpo compare`` on studies stored by the real runner: every number in the
+"""hpo.results.compare and ``hpo compare`` on studies stored by the real runner: every number in the
 table is recomputed here from the storage or by training the configs by hand."""
 
 from __future__ import annotations
@@ -17,15 +17,15 @@ from optuna.trial import TrialState, create_trial
 
 from hpo import LabData, RunOptions, Study, run
 from hpo.cli import main
-from hpo.compare import compare, served_families
 from hpo.errors import ConfigError
-from hpo.export import export
-from hpo.manual import load_manual
-from hpo.objective import evaluate, train_params
-from hpo.reporting import MemoryReporter
-from hpo.results import load_study
-from hpo.storage import open_storage
-from hpo.study_record import RECORD_ATTR, folds_from_record, stored_record
+from hpo.results.compare import compare, served_families
+from hpo.results.export import export
+from hpo.results.manual import load_manual
+from hpo.results.tables import load_study
+from hpo.store.record import RECORD_ATTR, folds_from_record, stored_record
+from hpo.store.storage import open_storage
+from hpo.train.objective import evaluate, train_params
+from hpo.train.reporter import MemoryReporter
 from search_spaces import (
     suggest_architecture,
     suggest_optimizer,

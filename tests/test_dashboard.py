@@ -1,4 +1,4 @@
-"""hpo.dashboard and ``hpo dashboard``: optuna-dashboard served on a free loopback port,
+"""hpo.results.dashboard and ``hpo dashboard``: optuna-dashboard served on a free loopback port,
 asked for its studies over HTTP, then stopped; and the one-line refusals."""
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import optuna
 import pytest
 
 from hpo.cli import main
-from hpo.dashboard import free_port, open_dashboard
 from hpo.errors import ConfigError, StorageError
-from hpo.storage import open_storage, storage_file
+from hpo.results.dashboard import free_port, open_dashboard
+from hpo.store.storage import open_storage, storage_file
 
 NAMES = ["lr-cosine", "lr-step"]
 REPO = Path(__file__).resolve().parents[1]

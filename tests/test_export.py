@@ -1,4 +1,4 @@
-"""hpo.export and ``hpo export`` / ``hpo predict``: the exported model is the trial's model
+"""hpo.results.export and ``hpo export`` / ``hpo predict``: the exported model is the trial's model
 (its test R² is the stored value), and predict gives what that model gives."""
 
 from __future__ import annotations
@@ -19,12 +19,13 @@ from hpo import LabData, Mtcars, RunOptions, Study, run
 from hpo.cli import main
 from hpo.data import Standardizer, train_test_split
 from hpo.errors import ConfigError, DataError
-from hpo.export import export, predict, predict_csv
-from hpo.objective import train_params
-from hpo.results import best_trial, load_study, trial_params
-from hpo.storage import open_storage
-from hpo.study_record import RECORD_ATTR, data_source, folds_from_record, stored_record
-from hpo.training import load_model
+from hpo.results.export import export, predict, predict_csv
+from hpo.results.tables import load_study, trial_params
+from hpo.store.record import RECORD_ATTR, data_source, folds_from_record, stored_record
+from hpo.store.storage import open_storage
+from hpo.store.summary import best_trial
+from hpo.train.checkpoints import load_model
+from hpo.train.objective import train_params
 from search_spaces import (
     Float,
     suggest_architecture,
@@ -120,7 +121,7 @@ def test_exported_model_scores_the_stored_value(
     fold = folds_from_record(stored_record(load_study(name, storage)))[0]
     with torch.no_grad():
         pred = model(torch.from_numpy(fold.test.x)).numpy()
-    # sklearn as the oracle, in float64 as hpo.metrics computes it
+    # sklearn as the oracle, in float64 as hpo.train.metrics computes it
     assert r2_score(fold.test.y.astype(float), pred.astype(float)) == pytest.approx(
         trial.value, abs=1e-6
     )
@@ -340,9 +341,11 @@ def test_a_manual_trial_exports_to_the_bit(tmp_path: Path) -> None:
     # Manual trials carry their thread count like search trials, so any stored trial
     # re-trains exactly: here one trained with 2 threads, exported from a 1-thread process.
     from hpo import LabData, Study
-    from hpo.objective import evaluate, prepare_folds
-    from hpo.reporting import MemoryReporter
-    from hpo.study_record import retrain_trial, study_record
+    from hpo.data import prepare_folds
+    from hpo.results.retrain import retrain_trial
+    from hpo.store.record import study_record
+    from hpo.train.objective import evaluate
+    from hpo.train.reporter import MemoryReporter
 
     study = Study(name="x", space=lambda t: {}, data=LabData(n=200), seed=0)
     params = {"hidden_layers": 1, "width": 16, "activation": "tanh", "optimizer": "adam",

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from hpo.errors import ConfigError
-from hpo.manual import SHARED_KEYS, ManualConfig, load_manual, manual_study_name
-from hpo.objective import check_params, model_spec
+from hpo.results.manual import SHARED_KEYS, ManualConfig, load_manual, manual_study_name
+from hpo.train.objective import check_params, model_spec
 from search_spaces import FAMILIES, build_optimizer, build_scheduler, family_keys, lr_curve
 
 HOMEWORK = Path(__file__).resolve().parents[1] / "studies" / "homework_manual.toml"

@@ -7,7 +7,7 @@ import torch
 from sklearn.metrics import mean_squared_error, r2_score
 
 from hpo.errors import DataError
-from hpo.metrics import DEFAULT_SCORES, mse, r2
+from hpo.train.metrics import DEFAULT_SCORES, mse, r2
 
 
 def random_case(seed: int, n: int, noise: float, column: bool) -> tuple[torch.Tensor, torch.Tensor]:

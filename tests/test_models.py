@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from hpo.errors import ConfigError
-from hpo.models import ACTIVATIONS, ModelSpec, build_model, count_parameters
+from hpo.train.models import ACTIVATIONS, ModelSpec, build_model, count_parameters
 
 
 def test_no_hidden_layer_is_linear_regression() -> None:

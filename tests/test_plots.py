@@ -1,4 +1,4 @@
-"""hpo.plots on small in-memory studies whose trials are written by hand, so every case
+"""hpo.results.plots on small in-memory studies whose trials are written by hand, so every case
 (pruned, failed, diverged, nothing searched, cross-validated) is exact and fast."""
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState, create_trial
 
-from hpo import plots
 from hpo.data import RegressionData
+from hpo.results import plots
 from search_spaces import lr_curve
 
 EPOCHS = 8

@@ -28,7 +28,7 @@ def test_the_python_api_example_runs_as_shown(
 
 
 def test_the_study_file_example_defines_a_study(tmp_path: Path) -> None:
-    from hpo.study_file import load_studies
+    from hpo.study.file import load_studies
 
     example = next(block for block in _python_blocks() if "STUDY = Study(" in block)
     path = tmp_path / "mine.py"

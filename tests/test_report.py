@@ -1,4 +1,4 @@
-"""hpo.report and ``hpo report`` on studies stored by the real runner: the figures are real
+"""hpo.results.report and ``hpo report`` on studies stored by the real runner: the figures are real
 PNGs, and every number in index.md and trials.csv is the one in the storage."""
 
 from __future__ import annotations
@@ -19,9 +19,16 @@ from optuna.trial import TrialState, create_trial
 
 from hpo import LabData, RunOptions, Study, run
 from hpo.cli import main
-from hpo.report import INDEX, TRIALS_CSV, best_prediction, figure_specs, make_report, write_report
-from hpo.storage import open_storage
-from hpo.study_record import RECORD_ATTR
+from hpo.results.report import (
+    INDEX,
+    TRIALS_CSV,
+    best_prediction,
+    figure_specs,
+    make_report,
+    write_report,
+)
+from hpo.store.record import RECORD_ATTR
+from hpo.store.storage import open_storage
 from search_spaces import (
     suggest_architecture,
     suggest_optimizer,
@@ -138,7 +145,9 @@ def test_the_report_links_every_figure_and_nothing_else(report: Path) -> None:
 def test_trial_counts_equal_the_storage(report: Path, storage: str) -> None:
     counts = markdown_table((report / INDEX).read_text(encoding="utf-8"), "## Trials by state")
     states = [t.state.name.lower() for t in stored(storage).trials]
-    expected = {s: states.count(s) for s in ("complete", "pruned", "fail", "running", "waiting")}
+    words = {"complete": "complete", "pruned": "pruned", "fail": "failed", "running": "running",
+             "waiting": "waiting"}
+    expected = {word: states.count(state) for state, word in words.items()}
     assert dict(zip(counts["state"], counts["trials"].astype(int), strict=True)) == {
         **expected,
         "total": len(states),

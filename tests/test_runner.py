@@ -17,11 +17,11 @@ import torch
 from optuna.trial import TrialState
 
 from hpo import ConfigError, DeviceError, Study
-from hpo.runners import RunOptions, run
 from hpo.runners.devices import plan_workers, resolve_devices
-from hpo.storage import open_storage
-from hpo.study import PRUNERS, SAMPLERS
-from hpo.study_file import load_study
+from hpo.runners.optuna_runner import RunOptions, run
+from hpo.store.storage import open_storage
+from hpo.study.config import PRUNERS, SAMPLERS
+from hpo.study.file import load_from_file
 from tests.conftest import write_study
 
 QUIET = {"progress": False, "workers": 1}
@@ -33,7 +33,7 @@ def _trials(storage: str, name: str) -> list[optuna.trial.FrozenTrial]:
 
 @pytest.mark.parametrize("sampler", [s for s in SAMPLERS if s != "grid"])
 def test_every_sampler_runs_a_few_trials(tmp_path: Path, sampler: str) -> None:
-    study = load_study(write_study(tmp_path, sampler=sampler, n_trials=4), "tiny")
+    study = load_from_file(write_study(tmp_path, sampler=sampler, n_trials=4), "tiny")
     storage = str(tmp_path / "s.journal")
     optuna_study = run(study, RunOptions(storage=storage, **QUIET))
     trials = optuna_study.trials
@@ -46,7 +46,7 @@ def test_every_sampler_runs_a_few_trials(tmp_path: Path, sampler: str) -> None:
 @pytest.mark.parametrize("pruner", PRUNERS)
 def test_every_pruner_runs_and_pruned_trials_stop_early(tmp_path: Path, pruner: str) -> None:
     # A wide lr range makes some trials clearly worse, so pruners have something to cut.
-    study = load_study(write_study(tmp_path, pruner=pruner, n_trials=14, epochs=12,
+    study = load_from_file(write_study(tmp_path, pruner=pruner, n_trials=14, epochs=12,
                                    lr_low=1e-5, lr_high=0.3), "tiny")
     optuna_study = run(study, RunOptions(storage=str(tmp_path / "s.journal"), **QUIET))
     trials = optuna_study.trials
@@ -63,7 +63,7 @@ def test_every_pruner_runs_and_pruned_trials_stop_early(tmp_path: Path, pruner: 
 
 
 def test_median_pruning_saves_epochs(tmp_path: Path) -> None:
-    study = load_study(write_study(tmp_path, pruner="median", n_trials=20, epochs=12,
+    study = load_from_file(write_study(tmp_path, pruner="median", n_trials=20, epochs=12,
                                    lr_low=1e-5, lr_high=0.3), "tiny")
     trials = run(study, RunOptions(storage=str(tmp_path / "s.journal"), **QUIET)).trials
     epochs = sum(t.user_attrs["epochs_run"] for t in trials)
@@ -72,7 +72,7 @@ def test_median_pruning_saves_epochs(tmp_path: Path) -> None:
 
 
 def test_trials_record_their_attributes(tmp_path: Path) -> None:
-    study = load_study(write_study(tmp_path, n_trials=2), "tiny")
+    study = load_from_file(write_study(tmp_path, n_trials=2), "tiny")
     trial = run(study, RunOptions(storage=str(tmp_path / "s.journal"), **QUIET)).trials[1]
     attrs = trial.user_attrs
     assert attrs["family"] == "cosine" and attrs["device"] == "cpu"
@@ -87,7 +87,7 @@ def test_trials_record_their_attributes(tmp_path: Path) -> None:
 def test_same_seed_gives_the_same_study(tmp_path: Path) -> None:
     path = write_study(tmp_path, sampler="tpe", n_trials=5)
     values = [
-        [t.value for t in run(load_study(path, "tiny"),
+        [t.value for t in run(load_from_file(path, "tiny"),
                               RunOptions(storage=str(tmp_path / f"{i}.journal"), **QUIET)).trials]
         for i in range(2)
     ]
@@ -97,11 +97,11 @@ def test_same_seed_gives_the_same_study(tmp_path: Path) -> None:
 def test_resume_runs_only_the_missing_trials(tmp_path: Path) -> None:
     storage = str(tmp_path / "s.journal")
     path = write_study(tmp_path, n_trials=3)
-    first = [t.params for t in run(load_study(path, "tiny"), RunOptions(storage=storage,
+    first = [t.params for t in run(load_from_file(path, "tiny"), RunOptions(storage=storage,
                                                                      **QUIET)).trials]
-    again = run(load_study(path, "tiny"), RunOptions(storage=storage, **QUIET))
+    again = run(load_from_file(path, "tiny"), RunOptions(storage=storage, **QUIET))
     assert len(again.trials) == 3  # already complete: nothing ran
-    extended = run(load_study(path, "tiny").replace(n_trials=5),
+    extended = run(load_from_file(path, "tiny").replace(n_trials=5),
                    RunOptions(storage=storage, **QUIET))
     params = [t.params for t in extended.trials]
     assert params[:3] == first and len(params) == 5
@@ -110,7 +110,7 @@ def test_resume_runs_only_the_missing_trials(tmp_path: Path) -> None:
 
 def test_resuming_on_other_data_is_refused(tmp_path: Path) -> None:
     storage = str(tmp_path / "s.journal")
-    study = load_study(write_study(tmp_path, n_trials=1), "tiny")
+    study = load_from_file(write_study(tmp_path, n_trials=1), "tiny")
     run(study, RunOptions(storage=storage, **QUIET))
     with pytest.raises(Exception, match="other test_size"):
         run(study.replace(test_size=0.5, n_trials=2), RunOptions(storage=storage, **QUIET))
@@ -118,7 +118,7 @@ def test_resuming_on_other_data_is_refused(tmp_path: Path) -> None:
 
 def test_a_diverging_trial_fails_and_the_study_goes_on(tmp_path: Path) -> None:
     grid = ", grid={'lr': [1e-2, 1e30, 3e-2]}"  # Adam at 1e30 overflows float32
-    study = load_study(write_study(tmp_path, sampler="grid", extra=grid), "tiny")
+    study = load_from_file(write_study(tmp_path, sampler="grid", extra=grid), "tiny")
     trials = run(study, RunOptions(storage=str(tmp_path / "s.journal"), **QUIET)).trials
     by_lr = {t.params["lr"]: t for t in trials}
     assert by_lr[1e30].state == TrialState.FAIL
@@ -136,7 +136,7 @@ def test_grid_with_several_workers_runs_every_point_once(
     # the SQLite claim lock this run took some point twice in 3 of 4 tries.
     lrs = [round(1e-3 * 1.1**i, 8) for i in range(40)]
     grid = f", grid={{'lr': {lrs}}}"
-    study = load_study(write_study(tmp_path, sampler="grid", epochs=1, extra=grid), "tiny")
+    study = load_from_file(write_study(tmp_path, sampler="grid", epochs=1, extra=grid), "tiny")
     storage = str(tmp_path / storage_name)
     trials = run(study, RunOptions(storage=storage, **{**QUIET, "workers": 3})).trials
     assert sorted(t.params["lr"] for t in trials) == lrs  # none twice, none missing
@@ -151,7 +151,7 @@ def test_grid_with_several_workers_runs_every_point_once(
 
 @pytest.mark.slow
 def test_two_workers_share_the_trial_count(tmp_path: Path) -> None:
-    study = load_study(write_study(tmp_path, sampler="tpe", n_trials=6), "tiny")
+    study = load_from_file(write_study(tmp_path, sampler="tpe", n_trials=6), "tiny")
     trials = run(study, RunOptions(storage=str(tmp_path / "s.journal"),
                                    **{**QUIET, "workers": 2})).trials
     assert len(trials) == 6 and all(t.state == TrialState.COMPLETE for t in trials)
@@ -181,7 +181,7 @@ def test_a_killed_run_loses_no_finished_trial_and_resumes(tmp_path: Path) -> Non
     before = _trials(str(storage), "tiny")
     finished = {t.number: t.value for t in before if t.state == TrialState.COMPLETE}
     assert len(finished) >= 3
-    study = load_study(path, "tiny").replace(n_trials=len(before) + 2)
+    study = load_from_file(path, "tiny").replace(n_trials=len(before) + 2)
     after = run(study, RunOptions(storage=str(storage), **QUIET)).trials
     assert {t.number: t.value for t in after if t.number in finished} == finished
     assert not [t for t in after if t.state == TrialState.RUNNING]
@@ -208,9 +208,9 @@ def _cuda() -> int:
 def test_resuming_a_study_on_tabular_data_is_accepted(tmp_path: Path) -> None:
     # The record goes through JSON (tuples come back as lists): the same study must match.
     from hpo import Mtcars
-    from hpo.runners.optuna import create_or_load
+    from hpo.runners.optuna_runner import create_or_load
 
-    study = load_study(write_study(tmp_path), "tiny").replace(data=Mtcars(("wt", "hp")))
+    study = load_from_file(write_study(tmp_path), "tiny").replace(data=Mtcars(("wt", "hp")))
     storage = str(tmp_path / "s.journal")
     create_or_load(study, storage).enqueue_trial({"lr": 0.01})
     assert create_or_load(study, storage).user_attrs["hpo_record"]["data"]["features"] == [
@@ -232,7 +232,7 @@ def test_workers_of_a_killed_parent_stop_and_leave_nothing_running(tmp_path: Pat
 
 
 def _closure_study(tmp_path: Path) -> Study:
-    base = load_study(write_study(tmp_path, n_trials=2), "tiny")
+    base = load_from_file(write_study(tmp_path, n_trials=2), "tiny")
 
     def space(trial: Any) -> dict[str, Any]:  # a closure: pickle cannot send it anywhere
         return base.space(trial)

@@ -8,7 +8,7 @@ import optuna
 import pytest
 
 from hpo.errors import StorageError
-from hpo.storage import (
+from hpo.store.storage import (
     DEFAULT_STORAGE,
     dashboard_command,
     open_storage,
@@ -79,7 +79,7 @@ def test_epoch_reports_are_flushed_and_finished_trials_forced_to_disk(
     study = optuna.create_study(storage=open_storage(path), study_name="a")
     trial = study.ask()
     synced: list[int] = []
-    monkeypatch.setattr("hpo.storage.os.fsync", synced.append)
+    monkeypatch.setattr("hpo.store.optuna_internals.os.fsync", synced.append)
     for epoch in range(1, 11):
         trial.report(0.5, epoch)
     trial.set_user_attr("family", "cosine")

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from hpo import ConfigError, LabData, Study, StudyFileError
-from hpo.study_file import load_studies, load_study, select_studies
+from hpo.study.file import load_from_file, load_studies, select_studies
 from tests.conftest import write_study
 
 
@@ -73,7 +73,7 @@ def test_replace_validates_again() -> None:
 
 
 def test_a_study_from_a_file_pickles_by_reloading_the_file(tmp_path: Path) -> None:
-    study = load_study(write_study(tmp_path), "tiny").replace(name="renamed", n_trials=9)
+    study = load_from_file(write_study(tmp_path), "tiny").replace(name="renamed", n_trials=9)
     copy = pickle.loads(pickle.dumps(study))
     # The function is loaded again from the file: a new object, the same code.
     assert copy.replace(space=study.space) == study

@@ -1,9 +1,7 @@
 from __future__ import annotations
 
 import re
-from collections import namedtuple
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -15,9 +13,10 @@ from torch.utils.data import DataLoader
 
 from hpo.data import InMemoryBatches, LabData, Mtcars, RegressionDataset, train_test_split
 from hpo.errors import ConfigError, DataError
-from hpo.metrics import mse
-from hpo.models import ModelSpec, build_model
-from hpo.training import TrainResult, load_model, save_model, to_device, train
+from hpo.train.checkpoints import load_model, save_model
+from hpo.train.loop import TrainResult, train
+from hpo.train.metrics import mse
+from hpo.train.models import ModelSpec, build_model
 
 LAB_NET = ModelSpec(hidden=(20, 20), activation="tanh")
 COLUMNS = ["epoch", "lr", "seconds", "train_loss", "test_loss"]
@@ -280,20 +279,7 @@ def test_progress_bar(capsys: pytest.CaptureFixture[str]) -> None:
     assert "epochs" in capsys.readouterr().err
 
 
-# Devices and saving
-
-
-def test_to_device_moves_nested_tensors() -> None:
-    Pair = namedtuple("Pair", "a b")
-    obj: dict[str, Any] = {
-        "x": torch.ones(2),
-        "rest": [Pair(torch.zeros(1), 3), (torch.ones(1), "s")],
-    }
-    moved = to_device(obj, "meta")
-    assert moved["x"].device.type == "meta"
-    assert isinstance(moved["rest"][0], Pair) and moved["rest"][0].a.device.type == "meta"
-    assert moved["rest"][0].b == 3 and moved["rest"][1][1] == "s"
-    assert moved["rest"][1][0].device.type == "meta" and obj["x"].device.type == "cpu"
+# Saving
 
 
 @pytest.mark.parametrize(

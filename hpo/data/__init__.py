@@ -13,10 +13,12 @@ from hpo.data._batches import InMemoryBatches, RegressionDataset
 from hpo.data._lab import LabData, lab_noise_scale, lab_truth
 from hpo.data._split import Standardizer, kfold_splits, train_test_split
 from hpo.data._tabular import CsvData, Mtcars, read_feature_csv
+from hpo.data.folds import Fold, prepare_folds
 
 __all__ = [
     "CsvData",
     "DataSource",
+    "Fold",
     "InMemoryBatches",
     "LabData",
     "Mtcars",
@@ -26,6 +28,7 @@ __all__ = [
     "kfold_splits",
     "lab_noise_scale",
     "lab_truth",
+    "prepare_folds",
     "read_feature_csv",
     "train_test_split",
 ]

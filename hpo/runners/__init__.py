@@ -1,5 +1,8 @@
-"""Runners: take a Study and run its trials (Optuna; every GPU, else the CPU cores)."""
+"""Running a study: never imports the results side.
 
-from hpo.runners.optuna import RunOptions, run
-
-__all__ = ["RunOptions", "run"]
+- ``optuna_runner``: ``run(study, RunOptions)``, worker processes sharing one storage;
+- ``trials``: one trial from claim to end, and recovering the trials of dead workers;
+- ``devices``: which device and how many threads each worker gets;
+- ``samplers``: Optuna samplers and pruners by name;
+- ``progress``: the progress bar.
+"""

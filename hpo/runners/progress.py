@@ -5,22 +5,9 @@ from __future__ import annotations
 import math
 
 import optuna
-from optuna.trial import TrialState
 from tqdm.auto import tqdm
 
-_FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-
-
-def finished_count(optuna_study: optuna.Study) -> int:
-    """Trials that ran to an end: complete, pruned or failed."""
-    return len(optuna_study.get_trials(deepcopy=False, states=_FINISHED))
-
-
-def best_value(optuna_study: optuna.Study) -> float:
-    """The best test R² among complete trials (nan when there is none yet)."""
-    values = [t.value for t in optuna_study.get_trials(deepcopy=False,
-                                                       states=(TrialState.COMPLETE,))]
-    return max((v for v in values if v is not None), default=math.nan)
+from hpo.store.summary import best_value, finished_count
 
 
 class StudyProgress:

@@ -15,10 +15,10 @@ _WARMUP_EPOCHS = 3
 
 
 def make_sampler(name: str, *, seed: int, parallel: bool = False) -> BaseSampler:
-    """The sampler called ``name`` (see hpo.study.SAMPLERS), seeded.
+    """The sampler called ``name`` (see hpo.study.config.SAMPLERS), seeded.
 
     A grid study queues every grid point as a trial with all its values fixed and never
-    asks the sampler (see hpo.runners.optuna), so it gets a plain RandomSampler here:
+    asks the sampler (see hpo.runners.optuna_runner), so it gets a plain RandomSampler here:
     Optuna's GridSampler re-runs points when workers race for the last ones.
     """
     with warnings.catch_warnings():
@@ -39,7 +39,7 @@ def make_sampler(name: str, *, seed: int, parallel: bool = False) -> BaseSampler
 
 
 def make_pruner(name: str) -> BasePruner:
-    """The pruner called ``name`` (see hpo.study.PRUNERS)."""
+    """The pruner called ``name`` (see hpo.study.config.PRUNERS)."""
     if name == "none":
         return optuna.pruners.NopPruner()
     if name == "median":

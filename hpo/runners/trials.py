@@ -16,11 +16,13 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from hpo.data import Fold
 from hpo.errors import ConfigError, HPOError
-from hpo.objective import Fold, TrialDiverged, evaluate
-from hpo.reporting import PRUNING_METRIC, MemoryReporter
-from hpo.storage import exclusive_claims
-from hpo.study import Study
+from hpo.store.optuna_internals import storage_of, trial_handle
+from hpo.store.storage import exclusive_claims
+from hpo.study.config import Study
+from hpo.train.objective import TrialDiverged, evaluate
+from hpo.train.reporter import PRUNING_METRIC, MemoryReporter
 
 
 class OptunaReporter(MemoryReporter):
@@ -49,7 +51,7 @@ def fail_interrupted_trials(optuna_study: optuna.Study) -> list[int]:
     A killed run leaves its trial RUNNING forever; on resume it is failed (and a grid point
     it held is queued again). Trials of live workers, or of other hosts, are left alone.
     """
-    storage, failed = _storage_of(optuna_study), []
+    storage, failed = storage_of(optuna_study), []
     study_id = storage.get_study_id_from_name(optuna_study.study_name)
     for trial in optuna_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if _worker_is_alive(str(trial.user_attrs.get("worker", ""))):
@@ -82,13 +84,13 @@ def claim_waiting_trial(optuna_study: optuna.Study, storage_url: str) -> optuna.
     grid point, and none creates a trial outside the grid when the queue runs dry (as
     ``ask()`` would).
     """
-    storage = _storage_of(optuna_study)
+    storage = storage_of(optuna_study)
     study_id = storage.get_study_id_from_name(optuna_study.study_name)
     with exclusive_claims(storage_url):
         for frozen in optuna_study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
             trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, frozen.number)
             if storage.set_trial_state_values(trial_id, TrialState.RUNNING):
-                return optuna.Trial(optuna_study, trial_id)
+                return trial_handle(optuna_study, trial_id)
     return None
 
 
@@ -137,9 +139,3 @@ def _check_grid_covers(study: Study, trial: optuna.Trial) -> None:
             f"searches ({', '.join(sorted(searched)) or 'none'}), but it lists "
             f"{', '.join(sorted(grid))}; fix the others in the space or add them to the grid."
         )
-
-
-def _storage_of(optuna_study: optuna.Study) -> Any:
-    # Claiming a queued trial atomically needs the storage's own compare-and-set; Optuna
-    # keeps the storage on the study without a public accessor.
-    return optuna_study._storage

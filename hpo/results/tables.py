@@ -8,6 +8,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import optuna
@@ -15,7 +16,8 @@ import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
 from hpo.errors import ConfigError
-from hpo.storage import open_existing_storage, resolve_storage, study_names
+from hpo.store.storage import open_existing_storage, resolve_storage, study_names
+from hpo.store.summary import STATES, best_value, state_counts
 
 # Trial attributes shown next to the value in tables, in this order.
 _ATTR_COLUMNS = ("ended", "family", "epochs_run", "seconds", "n_params", "device", "source")
@@ -78,17 +80,6 @@ def _searched_names(optuna_study: optuna.Study) -> list[str]:
     return names
 
 
-def best_trial(optuna_study: optuna.Study) -> FrozenTrial:
-    """The complete trial with the highest test R²."""
-    complete = optuna_study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    if not complete:
-        raise ConfigError(
-            f"Study {optuna_study.study_name!r} has no complete trial yet; run it first "
-            f"(hpo run STUDY_FILE) or wait for a trial to finish."
-        )
-    return max(complete, key=lambda t: t.value if t.value is not None else float("-inf"))
-
-
 def trial_history(trial: FrozenTrial) -> pd.DataFrame:
     """The trial's per-epoch table (per-fold for cross-validated studies)."""
     return pd.DataFrame(trial.user_attrs.get("history", []))
@@ -104,13 +95,9 @@ def study_table(storage: str | None = None) -> pd.DataFrame:
     backend = open_existing_storage(storage)
     rows = []
     for summary in optuna.get_all_study_summaries(backend, include_best_trial=False):
-        trials = optuna.load_study(study_name=summary.study_name, storage=backend).get_trials(
-            deepcopy=False)
-        counts = {state.name.lower(): sum(t.state == state for t in trials)
-                  for state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL,
-                                TrialState.RUNNING, TrialState.WAITING)}
-        values = [t.value for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
-        rows.append({"study": summary.study_name, "trials": len(trials), **counts,
-                     "best_r2": max(values) if values else None})
-    return pd.DataFrame(rows, columns=["study", "trials", "complete", "pruned", "fail",
-                                       "running", "waiting", "best_r2"])
+        stored = optuna.load_study(study_name=summary.study_name, storage=backend)
+        counts = state_counts(stored)
+        best = best_value(stored)
+        rows.append({"study": summary.study_name, "trials": sum(counts.values()), **counts,
+                     "best_r2": None if math.isnan(best) else best})
+    return pd.DataFrame(rows, columns=["study", "trials", *STATES.values(), "best_r2"])

@@ -3,8 +3,8 @@
 Trials keep no weights, so ``export`` re-trains the best trial from its stored params and
 seed on the study's own folds, stops at the epoch the study scored (the last, or the best
 with ``score="best"``), checks that the model's test R² equals the stored value, and saves
-it with `hpo.training.save_model`. CPU training repeats to the last bit for one seed and one
-thread count, which every trial records (see hpo.study_record.retrain_trial). The file's
+it with `hpo.train.loop.save_model`. CPU training repeats to the last bit for one seed and one
+thread count, which every trial records (see hpo.store.record.retrain_trial). The file's
 extra holds the study, the trial number, the test R², the epoch saved, the feature and
 target names, the params, and the standardization (mean and std per feature) when the
 study standardized, which ``predict`` applies.
@@ -26,13 +26,14 @@ import pandas as pd
 import torch
 from optuna.trial import FrozenTrial, TrialState
 
-from hpo.data import read_feature_csv
+from hpo.data import Fold, read_feature_csv
 from hpo.errors import ConfigError, DataError
-from hpo.metrics import r2
-from hpo.objective import Fold
-from hpo.results import best_trial, load_study, trial_params
-from hpo.study_record import retrain_trial, scored_epoch, stored_record
-from hpo.training import load_model, save_model
+from hpo.results.retrain import retrain_trial, scored_epoch
+from hpo.results.tables import load_study, trial_params
+from hpo.store.record import stored_record
+from hpo.store.summary import best_trial
+from hpo.train.checkpoints import load_model, save_model
+from hpo.train.metrics import r2
 
 TOLERANCE = 1e-6  # retrained against stored test R²; CPU training repeats to the last bit
 PREDICTION_COLUMN = "prediction"
@@ -100,7 +101,7 @@ def _extra(study: str, trial: FrozenTrial, fold: Fold, record: dict[str, Any],
 
 
 def _scaling(fold: Fold) -> dict[str, list[float]] | None:
-    # The scaler the objective fitted on the training rows (hpo.objective.prepare_folds).
+    # The scaler the objective fitted on the training rows (hpo.train.objective.prepare_folds).
     if fold.scaler is None:
         return None
     return {"mean": np.asarray(fold.scaler.mean_).tolist(),

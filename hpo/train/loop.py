@@ -1,9 +1,8 @@
-"""The lab's train/test loop, one history row per epoch, and saving/loading trained models.
+"""The lab's train/test loop: train and test every epoch, one history row per epoch.
 
 Example:
     >>> from hpo.data import InMemoryBatches, LabData, train_test_split
-    >>> from hpo.models import ModelSpec, build_model
-    >>> train_data, test_data = train_test_split(LabData().load())
+    >>>     >>> train_data, test_data = train_test_split(LabData().load())
     >>> model = build_model(ModelSpec(hidden=(20, 20)), seed=0)
     >>> optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
     >>> result = train(
@@ -24,7 +23,6 @@ import math
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -33,15 +31,13 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from hpo.errors import ConfigError, DataError
-from hpo.metrics import DEFAULT_SCORES, ScoreFn
-from hpo.models import ModelSpec, build_model
+from hpo.train.metrics import DEFAULT_SCORES, ScoreFn
 
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
 """Anything re-iterable once per epoch that yields ``(x, y)``: a DataLoader, InMemoryBatches."""
 Callback = Callable[[int, dict[str, float]], "bool | None"]
 """``callback(epoch, row)``; returning True stops training, raising stops it too (pruning)."""
 
-_FORMAT = "hpo.model/1"  # marks files written by save_model, so load_model can say what it read
 
 
 @dataclass
@@ -228,90 +224,3 @@ def _postfix(row: Mapping[str, float]) -> dict[str, str]:
     return {key: f"{row[key]:.4g}" for key in keys}
 
 
-def to_device(obj: Any, device: str | torch.device) -> Any:
-    """``obj`` with every tensor nested in dicts, lists, tuples and sets moved to ``device``.
-
-    Example:
-        >>> batch = to_device({"x": torch.ones(2), "pair": (torch.zeros(1), 3)}, "cpu")
-    """
-    if isinstance(obj, torch.Tensor):
-        return obj.to(device)
-    if isinstance(obj, dict):
-        return type(obj)((key, to_device(value, device)) for key, value in obj.items())
-    if isinstance(obj, tuple) and hasattr(obj, "_fields"):  # a namedtuple takes positional args
-        return type(obj)(*(to_device(value, device) for value in obj))
-    if isinstance(obj, (list, tuple, set)):
-        return type(obj)(to_device(value, device) for value in obj)
-    return obj
-
-
-def save_model(
-    path: str | Path, model: nn.Module, spec: ModelSpec, extra: dict[str, Any] | None = None
-) -> None:
-    """Write ``model``'s weights, its ``spec`` and ``extra`` (plain types only) to ``path``.
-
-    Example:
-        >>> save_model("best.pt", model, spec, extra={"test_r2": 0.98})
-        >>> model, spec, extra = load_model("best.pt")
-    """
-    extra = {} if extra is None else extra
-    _check_plain(extra, "extra")
-    state = {key: value.detach().cpu() for key, value in model.state_dict().items()}
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"format": _FORMAT, "spec": spec.to_dict(), "state": state, "extra": extra}, path)
-
-
-def load_model(
-    path: str | Path, map_location: str | torch.device = "cpu"
-) -> tuple[nn.Module, ModelSpec, dict[str, Any]]:
-    """The ``(model, spec, extra)`` that `save_model` wrote; the model is in eval mode.
-
-    Only tensors and plain types are read (``weights_only=True``), so a file from elsewhere
-    cannot run code.
-    """
-    if not Path(path).is_file():
-        raise DataError(f"{path}: no such file; expected a model written by save_model.")
-    hint = "expected a model written by hpo.training.save_model; re-save it"
-    try:
-        saved = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # torch raises many kinds for a corrupt or foreign file
-        raise DataError(f"{path}: cannot be read ({_one_line(exc)}); {hint}.") from None
-    if not isinstance(saved, dict) or saved.get("format") != _FORMAT:
-        raise DataError(f"{path}: not an hpo model file; {hint}.")
-    try:
-        spec = ModelSpec.from_dict(saved["spec"])
-        model = build_model(spec)
-        model.load_state_dict(saved["state"])
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise DataError(
-            f"{path}: spec and weights do not fit ({_one_line(exc)}); {hint}."
-        ) from None
-    return model.to(map_location).eval(), spec, dict(saved.get("extra", {}))
-
-
-def _one_line(exc: BaseException, limit: int = 200) -> str:
-    text = str(exc)
-    # torch's weights_only errors open with a long advice text; the cause follows this marker.
-    marker = "WeightsUnpickler error:"
-    if marker in text:
-        text = text.split(marker, 1)[1].strip().split("\n\n")[0]
-    text = " ".join(text.split()) or type(exc).__name__
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _check_plain(value: Any, where: str) -> None:
-    # weights_only loading refuses anything else, so refuse it when saving, where it is fixable.
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return
-    if isinstance(value, (list, tuple)):
-        for index, item in enumerate(value):
-            _check_plain(item, f"{where}[{index}]")
-        return
-    if isinstance(value, dict) and all(isinstance(key, str) for key in value):
-        for key, item in value.items():
-            _check_plain(item, f"{where}[{key!r}]")
-        return
-    raise ConfigError(
-        f"`{where}` must hold plain types (str, int, float, bool, None, lists, dicts with str "
-        f"keys), but got {type(value).__name__}; convert it, e.g. with float() or .tolist()."
-    )

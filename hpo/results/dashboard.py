@@ -23,7 +23,7 @@ from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from hpo.errors import ConfigError
-from hpo.storage import existing_storage, open_storage
+from hpo.store.storage import existing_storage, open_storage
 
 DEFAULT_HOST = "127.0.0.1"  # loopback: the dashboard can edit studies and has no login
 DEFAULT_PORT = 8080

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from hpo.commands._args import add_storage_argument
-from hpo.export import export
+from hpo.cli._args import add_storage_argument
+from hpo.results.export import export
 
 
 def add_parser(subparsers: Any) -> None:

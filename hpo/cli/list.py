@@ -7,9 +7,9 @@ from typing import Any
 
 import pandas as pd
 
-from hpo.commands._args import add_storage_argument
-from hpo.results import study_table
-from hpo.storage import resolve_storage
+from hpo.cli._args import add_storage_argument
+from hpo.results.tables import study_table
+from hpo.store.storage import resolve_storage
 
 
 def add_parser(subparsers: Any) -> None:

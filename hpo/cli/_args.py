@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from hpo.storage import DEFAULT_STORAGE
+from hpo.store.storage import DEFAULT_STORAGE
 
 
 def positive_int(text: str) -> int:

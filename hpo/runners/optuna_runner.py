@@ -28,15 +28,16 @@ import optuna
 import torch
 from optuna.trial import TrialState
 
+from hpo.data import prepare_folds
 from hpo.errors import ConfigError, HPOError
-from hpo.objective import prepare_folds
 from hpo.runners.devices import WorkerSlot, plan_workers, resolve_devices
-from hpo.runners.progress import StudyProgress, finished_count
+from hpo.runners.progress import StudyProgress
 from hpo.runners.samplers import make_pruner, make_sampler
 from hpo.runners.trials import claim_waiting_trial, fail_interrupted_trials, run_trial
-from hpo.storage import open_storage, resolve_storage
-from hpo.study import Study
-from hpo.study_record import RECORD_ATTR, study_record
+from hpo.store.record import RECORD_ATTR, study_record
+from hpo.store.storage import open_storage, resolve_storage
+from hpo.store.summary import finished_count
+from hpo.study.config import Study
 
 _EXIT_USER_ERROR = 2
 

@@ -14,9 +14,10 @@ import sys
 import traceback
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from hpo.errors import HPOError, StudyFileError
-from hpo.study import Study
+from hpo.study.config import Study
 
 
 def load_studies(path: str | Path) -> list[Study]:
@@ -24,10 +25,10 @@ def load_studies(path: str | Path) -> list[Study]:
     path = Path(path)
     module = _run_file(path)
     found = _studies_in(module, path)
-    return [dataclasses.replace(s, source=(str(path.resolve()), s.name)) for s in found]
+    return [_FileStudy(**{**_fields(s), "source": (str(path.resolve()), s.name)}) for s in found]
 
 
-def load_study(path: str | Path, name: str) -> Study:
+def load_from_file(path: str | Path, name: str) -> Study:
     """The study called ``name`` in a study file."""
     studies = load_studies(path)
     for study in studies:
@@ -108,3 +109,26 @@ def _studies_in(module: ModuleType, path: Path) -> list[Study]:
     if len(set(names)) != len(names):
         raise StudyFileError(f"{path}: study names must be unique, but got {names}.")
     return found
+
+
+class _FileStudy(Study):
+    """A study loaded from a study file.
+
+    Its space function is defined in that file, which pickle cannot find by module name in a
+    worker process: the worker loads the file again for the function and takes every other
+    field from this copy.
+    """
+
+    def __reduce_ex__(self, protocol: Any) -> tuple[Any, ...]:
+        fields = _fields(self)
+        del fields["space"]
+        return (_reload_from_file, (fields,))
+
+
+def _fields(study: Study) -> dict[str, Any]:
+    return {field.name: getattr(study, field.name) for field in dataclasses.fields(study)}
+
+
+def _reload_from_file(fields: dict[str, Any]) -> Study:
+    path, name_in_file = fields["source"]
+    return dataclasses.replace(load_from_file(path, name_in_file), **fields)

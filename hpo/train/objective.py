@@ -18,27 +18,17 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 import torch
 from torch import nn
 
-from hpo.data import (
-    CsvData,
-    InMemoryBatches,
-    LabData,
-    Mtcars,
-    RegressionData,
-    Standardizer,
-    kfold_splits,
-    train_test_split,
-)
+from hpo.data import Fold, InMemoryBatches
 from hpo.errors import ConfigError
-from hpo.models import ModelSpec, build_model, count_parameters
-from hpo.reporting import MemoryReporter, Reporter
-from hpo.training import TrainResult, train
+from hpo.train.loop import TrainResult, train
+from hpo.train.models import ModelSpec, build_model, count_parameters
+from hpo.train.reporter import MemoryReporter, Reporter
 from search_spaces import build_optimizer, build_scheduler
 
 REQUIRED_PARAMS = ("hidden_layers", "optimizer", "lr", "scheduler", "batch_size", "epochs")
@@ -49,39 +39,6 @@ REPORTED = ("test_r2", "test_mse", "train_mse", "train_r2", "lr", "train_loss", 
 
 class TrialDiverged(RuntimeError):
     """Training hit a non-finite loss; the trial is recorded as failed, the study goes on."""
-
-
-@dataclass(frozen=True)
-class Fold:
-    """One train/test pair of an evaluation: the single split, or one fold of k."""
-
-    train: RegressionData
-    test: RegressionData
-    # Fitted on ``train`` when the study standardizes: an exported model needs it for new x.
-    scaler: Standardizer | None = None
-
-
-def prepare_folds(
-    source: LabData | Mtcars | CsvData,
-    *,
-    test_size: float = 0.3,
-    cv_folds: int | None = None,
-    standardize: bool = False,
-    seed: int = 0,
-) -> list[Fold]:
-    """Load the data once and split it: one train/test split, or k cross-validation folds."""
-    data = source.load()
-    pairs = kfold_splits(data, cv_folds, seed) if cv_folds else [
-        train_test_split(data, test_size, seed)
-    ]
-    if standardize:
-        return [_standardized(train_part, test_part) for train_part, test_part in pairs]
-    return [Fold(train_part, test_part) for train_part, test_part in pairs]
-
-
-def _standardized(train_part: RegressionData, test_part: RegressionData) -> Fold:
-    scaler = Standardizer().fit(train_part)  # fitted on training rows only: no leak from test
-    return Fold(scaler.transform(train_part), scaler.transform(test_part), scaler)
 
 
 def model_spec(params: Mapping[str, Any], in_features: int) -> ModelSpec:

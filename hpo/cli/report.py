@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from hpo.commands._args import add_storage_argument
+from hpo.cli._args import add_storage_argument
 
 
 def add_parser(subparsers: Any) -> None:
@@ -21,7 +21,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def execute(args: argparse.Namespace) -> int:
-    from hpo.report import make_report  # matplotlib and torch load only for this command
+    from hpo.results.report import make_report  # matplotlib and torch load only for this command
 
     report = make_report(args.study, storage=args.storage, out=args.out)
     print(f"Report of {args.study!r}: {report.index} ({len(report.figures)} figures)")

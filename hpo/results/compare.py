@@ -33,7 +33,7 @@ import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
 from hpo.errors import ConfigError
-from hpo.manual import (
+from hpo.results.manual import (
     Baseline,
     ManualConfig,
     load_manual,
@@ -41,8 +41,8 @@ from hpo.manual import (
     open_manual_study,
     retrain,
 )
-from hpo.results import load_study
-from hpo.study_record import RECORD_ATTR
+from hpo.results.tables import load_study
+from hpo.store.record import RECORD_ATTR
 
 COLUMNS = ("family", "study", "manual_configs", "best_manual", "best_manual_who",
            "best_manual_r2", "best_manual_sd", "best_auto_r2", "best_auto_trial", "trials_auto",

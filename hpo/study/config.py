@@ -67,7 +67,7 @@ class Study:
     seed: int = 0
     grid: Mapping[str, Sequence[Any]] | None = None
     description: str = ""
-    # (file, name in that file) when loaded from a study file: see __reduce_ex__.
+    # (file, name in that file) when loaded from a study file (hpo.study.file).
     source: tuple[str, str] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -96,16 +96,6 @@ class Study:
         return [dict(zip(names, values, strict=True)) for values in itertools.product(
             *(self.grid[name] for name in names)
         )]
-
-    def __reduce_ex__(self, protocol: Any) -> str | tuple[Any, ...]:
-        # A study loaded from a file holds a space function defined in that file, which
-        # pickle cannot find by module name in a worker process: the worker loads the file
-        # again for the function and takes every other field from this copy.
-        if self.source is None:
-            return super().__reduce_ex__(protocol)
-        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        del fields["space"]
-        return (_reload_from_file, (fields,))
 
 
 def _check_name(name: object) -> None:
@@ -165,10 +155,3 @@ def _check_grid(study: Study) -> None:
                 f"Study {study.name!r}: grid values for {param!r} must be a non-empty list, "
                 f"but got {values!r}."
             )
-
-
-def _reload_from_file(fields: dict[str, Any]) -> Study:
-    from hpo.study_file import load_study
-
-    path, name_in_file = fields["source"]
-    return dataclasses.replace(load_study(path, name_in_file), **fields)

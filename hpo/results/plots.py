@@ -4,7 +4,7 @@ Optuna's own matplotlib views are used where they exist (optimization history, p
 importances, slice); the others (pruned learning curves, learning-rate schedules, the best
 model's prediction, its MSE curves) are drawn here from what every trial stores. A figure
 that the study cannot support raises FigureSkipped with the reason, for the report to note.
-Callers save and close the figures; ``hpo.report`` draws them all under one style.
+Callers save and close the figures; ``hpo.results.report`` draws them all under one style.
 
 Example:
     >>> study = load_study("lr-cosine")                        # doctest: +SKIP
@@ -35,7 +35,7 @@ from matplotlib.ticker import MaxNLocator, NullFormatter
 from optuna.trial import FrozenTrial, TrialState
 
 from hpo.data import RegressionData
-from hpo.results import trial_history, trial_params
+from hpo.results.tables import trial_history, trial_params
 from search_spaces import lr_curve
 
 R2 = "test R²"

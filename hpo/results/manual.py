@@ -44,11 +44,12 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from hpo.data import Fold
 from hpo.errors import ConfigError
-from hpo.objective import Fold, TrialDiverged, check_params, evaluate
-from hpo.reporting import MemoryReporter
-from hpo.storage import open_storage
-from hpo.study_record import folds_from_record, stored_record
+from hpo.store.record import folds_from_record, stored_record
+from hpo.store.storage import open_storage
+from hpo.train.objective import TrialDiverged, check_params, evaluate
+from hpo.train.reporter import MemoryReporter
 from search_spaces import FAMILIES, suggest_architecture, suggest_optimizer, suggest_training
 from search_spaces.schedulers import family_keys, suggest_scheduler
 

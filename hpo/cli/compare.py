@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from hpo.commands._args import add_storage_argument, positive_int
-from hpo.compare import compare, markdown
-from hpo.manual import manual_study_name
+from hpo.cli._args import add_storage_argument, positive_int
+from hpo.results.compare import compare, markdown
+from hpo.results.manual import manual_study_name
 
 EPILOG = """\
 Each config of MANUAL.toml is re-trained SEEDS times on the folds of the study that serves

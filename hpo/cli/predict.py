@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 
 from hpo.errors import ConfigError
-from hpo.export import predict, predict_csv
-from hpo.training import load_model
+from hpo.results.export import predict, predict_csv
+from hpo.train.checkpoints import load_model
 
 
 def add_parser(subparsers: Any) -> None:

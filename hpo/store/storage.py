@@ -16,23 +16,17 @@ Example:
 from __future__ import annotations
 
 import fcntl
-import json
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import optuna
-from optuna.storages import BaseStorage, JournalStorage, RDBStorage
-from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
-
-# The journal's record kinds; Optuna keeps the enum in a private module.
-from optuna.storages.journal._storage import JournalOperation
+from optuna.storages import BaseStorage, RDBStorage
 
 from hpo.errors import StorageError
+from hpo.store.journal import DEFAULT_JOURNAL, open_journal
 
-DEFAULT_STORAGE = "hpo.journal"
+DEFAULT_STORAGE = DEFAULT_JOURNAL
 _RDB_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "oracle", "mssql")
 _SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 
@@ -59,7 +53,7 @@ def open_storage(storage: str | None = None) -> BaseStorage:
     url = resolve_storage(storage)
     if _is_url(url):
         return _open_rdb(url)
-    return _open_journal(Path(url))
+    return open_journal(Path(url))
 
 
 def existing_storage(storage: str | None) -> str:
@@ -159,94 +153,6 @@ def _redact(url: str) -> str:
         return url
     user = credentials.split(":", 1)[0]
     return f"{head}{sep}{user}:***@{host}"
-
-
-def _open_journal(path: Path) -> JournalStorage:
-    if path.is_dir():
-        raise StorageError(
-            f"Expected a journal file path but {str(path)!r} is a directory; "
-            f"name a file inside it, e.g. {str(path / DEFAULT_STORAGE)!r}."
-        )
-    if not path.parent.exists():
-        raise StorageError(
-            f"Cannot create the journal file {str(path)!r}: the folder {str(path.parent)!r} "
-            "does not exist; create it or choose another path."
-        )
-    if path.exists() and _has_sqlite_header(path):
-        raise StorageError(
-            f"{str(path)!r} is a SQLite database, not a journal file; "
-            f"pass --storage sqlite:///{path} instead."
-        )
-    _repair_torn_tail(path)
-    try:
-        return JournalStorage(DurableOnFinishJournal(str(path)))
-    except (OSError, ValueError) as error:
-        raise StorageError(f"Cannot open the journal file {str(path)!r}: {error}.") from None
-
-
-# Records written many times per trial: an epoch's R², a trial's attributes and params.
-_FREQUENT_OPS = frozenset({JournalOperation.SET_TRIAL_INTERMEDIATE_VALUE,
-                           JournalOperation.SET_TRIAL_USER_ATTR,
-                           JournalOperation.SET_TRIAL_SYSTEM_ATTR,
-                           JournalOperation.SET_TRIAL_PARAM})
-
-
-class DurableOnFinishJournal(JournalFileBackend):
-    """Optuna's journal file, forced to disk when a trial or study changes state.
-
-    Optuna fsyncs after every record; one per reported epoch was three quarters of the
-    storage's cost per lab trial. A record is readable by every process as soon as it is
-    written, and a killed process loses nothing either way; only a power loss can drop
-    records not yet forced to disk. So frequent records are written and flushed, and the
-    next state change (a trial finishing, above all) forces them to disk with it: finished
-    trials stay as durable as with Optuna's own backend.
-    """
-
-    def __init__(self, file_path: str) -> None:
-        self._path = file_path
-        self._file_lock = JournalFileSymlinkLock(file_path)
-        super().__init__(file_path, lock_obj=self._file_lock)
-
-    def append_logs(self, logs: list[dict[str, Any]]) -> None:
-        text = "".join(json.dumps(log, separators=(",", ":")) + "\n" for log in logs)
-        durable = any(log.get("op_code") not in _FREQUENT_OPS for log in logs)
-        self._file_lock.acquire()
-        try:
-            with open(self._path, "ab") as file:
-                file.write(text.encode("utf-8"))
-                file.flush()
-                if durable:
-                    os.fsync(file.fileno())
-        finally:
-            self._file_lock.release()
-
-
-def _has_sqlite_header(path: Path) -> bool:
-    with path.open("rb") as file:
-        return file.read(16) == b"SQLite format 3\x00"
-
-
-def _repair_torn_tail(path: Path) -> None:
-    """Drop a half-written last record left by a process killed in the middle of a write.
-
-    Optuna's journal reader skips a torn last line, but the next append would glue a
-    record onto it and make the whole file unreadable. Every finished trial is in the
-    complete lines before it, so cutting back to the last newline loses nothing finished.
-    """
-    if not path.exists() or path.stat().st_size == 0:
-        return
-    # Under the journal's own lock: another process may be appending right now.
-    lock = JournalFileSymlinkLock(str(path))
-    lock.acquire()
-    try:
-        with path.open("rb+") as file:
-            file.seek(-1, os.SEEK_END)
-            if file.read(1) != b"\n":
-                file.seek(0)
-                data = file.read()
-                file.truncate(data.rfind(b"\n") + 1)
-    finally:
-        lock.release()
 
 
 def study_names(storage: BaseStorage) -> list[str]:

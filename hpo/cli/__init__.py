@@ -15,7 +15,7 @@ from typing import NoReturn
 from hpo.errors import HPOError
 
 EXIT_USER_ERROR = 2
-# Each command lives in hpo/commands/<name>.py with add_parser(subparsers) and run(args).
+# Each command lives in hpo/cli/<name>.py with add_parser(subparsers) and execute(args).
 COMMANDS = ("run", "list", "report", "dashboard", "compare", "export", "predict")
 
 
@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
                                        parser_class=OneLineParser)
     for name in COMMANDS:
-        importlib.import_module(f"hpo.commands.{name}").add_parser(subparsers)
+        importlib.import_module(f"hpo.cli.{name}").add_parser(subparsers)
     return parser
 
 
@@ -56,6 +56,3 @@ def main_for(study_file: str) -> None:
     with the same flags, so ``python studies/x.py --n-trials 5`` works like ``hpo run``."""
     sys.exit(main(["run", study_file, *sys.argv[1:]]))
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from hpo.commands._args import add_storage_argument
-from hpo.dashboard import DEFAULT_HOST, DEFAULT_PORT
+from hpo.cli._args import add_storage_argument
+from hpo.results.dashboard import DEFAULT_HOST, DEFAULT_PORT
 
 
 def port_number(text: str) -> int:
@@ -34,7 +34,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def execute(args: argparse.Namespace) -> int:
-    from hpo.dashboard import serve
+    from hpo.results.dashboard import serve
 
     serve(args.storage, host=args.host, port=args.port)
     return 0

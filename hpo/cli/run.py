@@ -9,14 +9,14 @@ from typing import Any
 import optuna
 import pandas as pd
 
-from hpo.commands._args import add_storage_argument, positive_float, positive_int
+from hpo.cli._args import add_storage_argument, positive_float, positive_int
 from hpo.errors import ConfigError
-from hpo.results import best_trial, leaderboard, trial_params
-from hpo.runners import RunOptions, run
-from hpo.runners.progress import best_value
-from hpo.storage import dashboard_command
-from hpo.study import PRUNERS, SAMPLERS, Study
-from hpo.study_file import load_studies, select_studies
+from hpo.results.tables import leaderboard, trial_params
+from hpo.runners.optuna_runner import RunOptions, run
+from hpo.store.storage import dashboard_command
+from hpo.store.summary import best_trial, best_value, counts_text, state_counts
+from hpo.study.config import PRUNERS, SAMPLERS, Study
+from hpo.study.file import load_studies, select_studies
 
 EPILOG = """\
 --n-trials is the number of finished trials (complete, pruned or failed) the study should
@@ -111,9 +111,8 @@ def _fit_to_terminal(board: pd.DataFrame, most_columns: int = 4) -> pd.DataFrame
 
 
 def _counts(optuna_study: optuna.Study) -> str:
-    states = [t.state.name.lower() for t in optuna_study.get_trials(deepcopy=False)]
-    return ", ".join(f"{states.count(s)} {s}" for s in ("complete", "pruned", "fail")
-                     if states.count(s)) or "no trials"
+    counts = state_counts(optuna_study)
+    return counts_text({k: counts[k] for k in ("complete", "pruned", "failed")})
 
 
 def _summary_table(studies: list[optuna.Study]) -> str:

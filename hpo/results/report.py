@@ -3,7 +3,7 @@
 ``index.md`` holds the study's description, its trial counts by state, the leaderboard, the
 best params and links to the figures; a figure the study cannot support yet (too few
 complete trials, nothing searched, no hpo record of its data) is listed with the reason
-instead. ``trials.csv`` has one row per trial (``hpo.results.trials_frame``).
+instead. ``trials.csv`` has one row per trial (``hpo.results.tables.trials_frame``).
 
 Example:
     >>> folder = write_report("lr-cosine", storage="hpo.journal")   # doctest: +SKIP
@@ -24,18 +24,19 @@ import numpy as np
 import optuna
 import torch
 
-from hpo import plots
 from hpo.errors import ConfigError, HPOError
-from hpo.plots import Figure, plt  # through hpo.plots, which picks the Agg backend first
-from hpo.results import best_trial, leaderboard, load_study, trial_params, trials_frame
-from hpo.storage import existing_storage
-from hpo.study_record import retrain_trial, stored_record
+from hpo.results import plots
+from hpo.results.plots import Figure, plt  # through plots, which picks the Agg backend first
+from hpo.results.retrain import retrain_trial
+from hpo.results.tables import leaderboard, load_study, trial_params, trials_frame
+from hpo.store.record import stored_record
+from hpo.store.storage import existing_storage
+from hpo.store.summary import best_trial, state_counts
 
 INDEX = "index.md"
 TRIALS_CSV = "trials.csv"
 _DPI = 110
 LEADERBOARD_ROWS = 10
-_STATES = ("complete", "pruned", "fail", "running", "waiting")
 _HEADINGS = {"number": "trial", "value": "test R²", "epochs_run": "epochs run"}
 
 
@@ -128,7 +129,7 @@ def _skip(report: Report, spec: FigureSpec, path: Path, reason: str) -> None:
 
 
 def best_prediction(study: optuna.Study) -> plots.Prediction:
-    """Retrain the best trial on the study's first fold (hpo.study_record.retrain_trial).
+    """Retrain the best trial on the study's first fold (hpo.store.record.retrain_trial).
 
     On the CPU this is the model the trial scored; a GPU-trained trial's may differ in the
     last digits.
@@ -210,9 +211,9 @@ def _about(study: optuna.Study, storage: str) -> str:
 
 
 def _state_table(study: optuna.Study) -> str:
-    states = [t.state.name.lower() for t in study.get_trials(deepcopy=False)]
-    rows = [[state, str(states.count(state))] for state in _STATES]
-    rows.append(["total", str(len(states))])
+    counts = state_counts(study)
+    rows = [[state, str(n)] for state, n in counts.items()]
+    rows.append(["total", str(sum(counts.values()))])
     return "## Trials by state\n\n" + _table(["state", "trials"], rows)
 
 
