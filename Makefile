@@ -1,5 +1,6 @@
 # `make demo` and `make test` each set everything up on a fresh machine, then run.
-# The venv is (re)installed only when pyproject.toml changes, so a second run installs nothing.
+# The venv is (re)installed only when pyproject.toml or constraints.txt changes, so a second run
+# installs nothing. Versions come from constraints.txt: the ones the tests pass with.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -7,11 +8,11 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test lint clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	# torch first and exactly pinned: the CPU wheel on disk, never the CUDA download.
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 demo: $(STAMP)
