@@ -36,6 +36,7 @@ from __future__ import annotations
 
 from search_spaces._spec import Choice, Float, Int, suggest
 from search_spaces.architecture import ACTIVATIONS, suggest_architecture
+from search_spaces.errors import SpaceError
 from search_spaces.optimizers import OPTIMIZERS, build_optimizer, suggest_optimizer
 from search_spaces.schedulers import (
     FAMILIES,
@@ -62,6 +63,7 @@ __all__ = [
     "Choice",
     "Float",
     "Int",
+    "SpaceError",
     "build_optimizer",
     "build_scheduler",
     "family_keys",

@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
 from search_spaces._spec import Spec, refuse_collection
+from search_spaces.errors import SpaceError
 
 
 class Domain(NamedTuple):
@@ -59,7 +60,8 @@ def check(name: str, spec: Spec, domain: Domain) -> None:
     refuse_collection(name, spec)
     if all(domain.accepts(v) for v in _extremes(spec)):
         return
-    raise ValueError(
+    raise SpaceError(
+        name,
         f"`{name}` must be {domain.expected}, but got {spec!r}; "
         "pass a value or a range inside that."
     )
@@ -76,7 +78,8 @@ def check_keys(given: Mapping[str, Any], valid: Mapping[str, Any], what: str) ->
     """Refuse keys of ``given`` that are not keys of ``valid``, listing the valid ones."""
     unknown = sorted(set(given) - set(valid))
     if unknown:
-        raise ValueError(
+        raise SpaceError(
+            "",
             f"{what} takes the keys {sorted(valid)}, but got unknown {unknown}; "
             "fix the spelling or drop them."
         )

@@ -22,6 +22,8 @@ from optuna.distributions import (
 )
 from optuna.trial import BaseTrial
 
+from search_spaces.errors import SpaceError
+
 Distribution: TypeAlias = FloatDistribution | IntDistribution | CategoricalDistribution
 # Anything that is not a Distribution is a fixed value; `Any` says so honestly.
 Spec: TypeAlias = Any
@@ -44,11 +46,14 @@ def Float(
     if step is not None:
         _check_number("step", step)
         if log:
-            raise ValueError(
+            raise SpaceError(
+                "step",
                 f"`step` and `log=True` cannot be combined, but got ({step=}, {log=}); drop one."
             )
         if step <= 0:
-            raise ValueError(f"`step > 0` must hold, but got {step=}; pass a positive step.")
+            raise SpaceError(
+                "step", f"`step > 0` must hold, but got {step=}; pass a positive step."
+            )
     return FloatDistribution(low, high, log=log, step=step)
 
 
@@ -60,12 +65,15 @@ def Int(low: int, high: int, *, log: bool = False, step: int = 1) -> IntDistribu
     """
     for name, value in (("low", low), ("high", high), ("step", step)):
         if not _is_int(value):
-            raise ValueError(f"`{name}` must be an int, but got {value!r}; use Float for reals.")
+            raise SpaceError(
+                name, f"`{name}` must be an int, but got {value!r}; use Float for reals."
+            )
     _check_bounds(low, high, log)
     if step < 1:
-        raise ValueError(f"`step >= 1` must hold, but got {step=}; pass a positive step.")
+        raise SpaceError("step", f"`step >= 1` must hold, but got {step=}; pass a positive step.")
     if log and step != 1:
-        raise ValueError(
+        raise SpaceError(
+            "step",
             f"`step` and `log=True` cannot be combined, but got ({step=}, {log=}); drop one."
         )
     return IntDistribution(low, high, log=log, step=step)
@@ -78,20 +86,26 @@ def Choice(values: Sequence[CategoricalChoiceType]) -> CategoricalDistribution:
     CategoricalDistribution(choices=('tanh', 'relu'))
     """
     if isinstance(values, str | bytes) or not isinstance(values, Sequence):
-        raise ValueError(
+        raise SpaceError(
+            "values",
             f"`values` must be a list of choices, but got {values!r}; write Choice([...])."
         )
     if len(values) == 0:
-        raise ValueError("`values` must hold at least one choice, but got []; add a value.")
+        raise SpaceError(
+            "values", "`values` must hold at least one choice, but got []; add a value."
+        )
     for value in values:
         if not isinstance(value, _CHOICE_TYPES):
-            raise ValueError(
+            raise SpaceError(
+                "",
                 f"Each choice must be None, bool, int, float or str, but got {value!r}; "
                 "choose by a name and map it to the object afterwards."
             )
     # Keyed by type too, because True == 1 and 1 == 1.0 are different choices here.
     if len({(type(v), v) for v in values}) != len(values):
-        raise ValueError(f"Choices must be distinct, but got {list(values)!r}; drop the repeats.")
+        raise SpaceError(
+            "values", f"Choices must be distinct, but got {list(values)!r}; drop the repeats."
+        )
     return CategoricalDistribution(values)
 
 
@@ -117,7 +131,8 @@ def suggest(trial: BaseTrial, name: str, spec: Spec) -> Any:
     if isinstance(spec, CategoricalDistribution):
         return trial.suggest_categorical(name, spec.choices)
     if isinstance(spec, BaseDistribution):
-        raise ValueError(
+        raise SpaceError(
+            name,
             f"`{name}` must be a Float, Int or Choice spec or a fixed value, but got {spec!r}; "
             "rewrite it with Float, Int or Choice."
         )
@@ -129,7 +144,8 @@ def refuse_collection(name: str, spec: Spec) -> None:
     """Refuse a list (or set, tuple, dict) given where one value or a spec belongs."""
     # A list here almost always means "search these", which only Choice says.
     if isinstance(spec, list | tuple | set | frozenset | dict):
-        raise ValueError(
+        raise SpaceError(
+            name,
             f"`{name}` must be a single fixed value or a spec, but got {spec!r}; "
             f"to search over these values write Choice({list(spec)!r})."
         )
@@ -142,14 +158,19 @@ def _is_int(value: object) -> bool:
 
 def _check_number(name: str, value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f"`{name}` must be a finite number, but got {value!r}; pass a number.")
+        raise SpaceError(
+            name, f"`{name}` must be a finite number, but got {value!r}; pass a number."
+        )
 
 
 def _check_bounds(low: float, high: float, log: bool) -> None:
     if low > high:
-        raise ValueError(f"`low <= high` must hold, but got ({low=}, {high=}); swap the bounds.")
+        raise SpaceError(
+            "low", f"`low <= high` must hold, but got ({low=}, {high=}); swap the bounds."
+        )
     if log and low <= 0:
-        raise ValueError(
+        raise SpaceError(
+            "low",
             f"`low > 0` must hold for `log=True`, but got {low=}; "
             "raise `low` or use `log=False` (a fixed 0 is also allowed)."
         )

@@ -15,6 +15,7 @@ from torch.optim.optimizer import ParamsT
 
 from search_spaces._domains import check, check_all, one_of, reals
 from search_spaces._spec import Choice, Float, Spec, suggest
+from search_spaces.errors import SpaceError
 
 OPTIMIZERS: tuple[str, ...] = ("sgd", "adam", "adamw", "rmsprop")
 _WITH_MOMENTUM = ("sgd", "rmsprop")
@@ -101,7 +102,8 @@ def build_optimizer(params: Mapping[str, Any], model_parameters: ParamsT) -> tor
 
 def _knobs(params: Mapping[str, Any]) -> _Knobs:
     if "lr" not in params:
-        raise ValueError(
+        raise SpaceError(
+            "lr",
             f"params must hold `lr`, but got only {sorted(params)}; "
             "add a schedule's space (suggest_scheduler) or an lr."
         )
@@ -113,7 +115,8 @@ def _knobs(params: Mapping[str, Any]) -> _Knobs:
     )
     check_all(knobs._asdict(), _DOMAINS)
     if knobs.nesterov and (params["optimizer"] != "sgd" or knobs.momentum == 0):
-        raise ValueError(
+        raise SpaceError(
+            "nesterov",
             f"`nesterov=True` needs sgd with momentum > 0, but got optimizer="
             f"{params['optimizer']!r}, momentum={knobs.momentum}; set nesterov to False."
         )

@@ -31,6 +31,7 @@ from torch.optim.lr_scheduler import ReduceLROnPlateau
 from search_spaces._domains import check_all, check_keys, is_int
 from search_spaces._families import FAMILY_TABLE, LR, Family, Scheduler
 from search_spaces._spec import Choice, Spec, is_searched, suggest
+from search_spaces.errors import SpaceError
 
 FAMILIES: tuple[str, ...] = tuple(FAMILY_TABLE)
 _LAB_FAMILIES = ("exponential", "step", "cosine")
@@ -201,7 +202,8 @@ def _suggest_family(trial: BaseTrial, family: str, overrides: Mapping[str, Spec]
 
 def _check_family(family: object) -> None:
     if not isinstance(family, str) or family not in FAMILY_TABLE:
-        raise ValueError(
+        raise SpaceError(
+            "scheduler",
             f"A scheduler family must be one of {list(FAMILIES)}, but got {family!r}; "
             "fix the spelling."
         )
@@ -212,7 +214,8 @@ def _families_spec(families: str | Sequence[str] | CategoricalDistribution) -> S
         _check_family(families)
         return families
     if not isinstance(families, CategoricalDistribution | Sequence):
-        raise ValueError(
+        raise SpaceError(
+            "families",
             f"`families` must be a family name, a list of them or a Choice, but got "
             f"{families!r}; pass for example {_LAB_FAMILIES!r}."
         )
@@ -231,7 +234,8 @@ def _check_shared_lr(families: Sequence[str], overrides: Mapping[str, Mapping[st
         try:
             check_distribution_compatibility(a, b)
         except ValueError:
-            raise ValueError(
+            raise SpaceError(
+                "lr",
                 f"`lr` must have one kind of range in every family (Optuna refuses a param "
                 f"whose kind changes between trials), but got {a!r} for {first!r} and {b!r} "
                 f"for {other!r}; give them the same kind of range."
@@ -240,7 +244,8 @@ def _check_shared_lr(families: Sequence[str], overrides: Mapping[str, Mapping[st
 
 def _check_params(params: Mapping[str, Any], epochs: int) -> Family:
     if not is_int(epochs) or epochs < 1:
-        raise ValueError(
+        raise SpaceError(
+            "epochs",
             f"`epochs` must be an int >= 1, but got {epochs!r}; pass the length of the run."
         )
     _check_family(params.get("scheduler"))
@@ -248,7 +253,8 @@ def _check_params(params: Mapping[str, Any], epochs: int) -> Family:
     table = FAMILY_TABLE[family]
     missing = [k for k in table.defaults if k not in params]
     if missing:
-        raise ValueError(
+        raise SpaceError(
+            "",
             f"A {family!r} schedule needs the params {list(table.defaults)}, but got none for "
             f"{missing}; suggest them with suggest_{family} or add them to the params."
         )

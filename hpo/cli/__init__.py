@@ -15,8 +15,18 @@ from typing import NoReturn
 from hpo.errors import HPOError
 
 EXIT_USER_ERROR = 2
-# Each command lives in hpo/cli/<name>.py with add_parser(subparsers) and execute(args).
-COMMANDS = ("run", "list", "report", "dashboard", "compare", "export", "predict")
+# Each command lives in hpo/cli/<name>.py with add_parser(subparsers) and execute(args); its
+# one-line summary is here, so `hpo --help` lists every command without importing any of them
+# (they import torch, optuna and pandas, seconds of start-up).
+COMMANDS = {
+    "run": "run or resume the studies of a study file",
+    "list": "list the studies in a storage",
+    "report": "write a folder of figures and tables for a stored study",
+    "dashboard": "open the storage in optuna-dashboard",
+    "compare": "compare hand-picked configs with automated studies",
+    "export": "save the best trial's model (re-trained from its params and seed)",
+    "predict": "predict with a model that hpo export saved",
+}
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -26,20 +36,33 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; only the command named in ``argv`` is imported (every one when None)."""
     parser = OneLineParser(
         prog="hpo", description="Hyperparameter search for PyTorch training loops: run studies, "
         "then report, compare with hand-picked configs, browse, export.")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
                                        parser_class=OneLineParser)
-    for name in COMMANDS:
-        importlib.import_module(f"hpo.cli.{name}").add_parser(subparsers)
+    chosen = _command_in(argv)
+    for name, summary in COMMANDS.items():
+        if (chosen in (None, name) and argv is None) or chosen == name:
+            importlib.import_module(f"hpo.cli.{name}").add_parser(subparsers)
+        else:
+            subparsers.add_parser(name, help=summary)
     return parser
+
+
+def _command_in(argv: Sequence[str] | None) -> str | None:
+    """The command ``argv`` names (its first word that is one), or None."""
+    if argv is None:
+        return None
+    return next((word for word in argv if word in COMMANDS), None)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
-    args = build_parser().parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(words).parse_args(words)
     try:
         return int(args.handler(args) or 0)
     except HPOError as error:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from hpo.cli import COMMANDS
 from hpo.cli._args import add_storage_argument, positive_int
 from hpo.results.compare import compare, markdown
 from hpo.results.manual import manual_study_name
@@ -21,7 +22,7 @@ compare.png are written to --out.
 
 def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
-        "compare", help="compare hand-picked configs with automated studies", epilog=EPILOG,
+        "compare", help=COMMANDS["compare"], epilog=EPILOG,
         description="Re-train the hand-picked configs of MANUAL.toml on the folds of the "
                     "automated studies and compare them, per scheduler family.",
         formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from hpo.cli import COMMANDS
 from hpo.cli._args import add_storage_argument
 from hpo.results.dashboard import DEFAULT_HOST, DEFAULT_PORT
 
@@ -22,7 +23,7 @@ def port_number(text: str) -> int:
 
 def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
-        "dashboard", help="open the storage in optuna-dashboard",
+        "dashboard", help=COMMANDS["dashboard"],
         description="Serve optuna-dashboard on the storage until Ctrl-C: every study, its "
                     "intermediate R² curves and the trial attributes hpo stores.")
     add_storage_argument(parser)

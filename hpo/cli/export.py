@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from hpo.cli import COMMANDS
 from hpo.cli._args import add_storage_argument
 from hpo.results.export import export
 
 
 def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
-        "export", help="save the best trial's model (re-trained from its params and seed)",
+        "export", help=COMMANDS["export"],
         description=("Re-train the best (or --trial) trial of a study and save its model. Trials "
                     "keep no weights: the trial is re-trained on the study's folds with its "
                     "stored seed, and its test R² checked against the stored one."))

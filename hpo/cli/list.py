@@ -7,13 +7,14 @@ from typing import Any
 
 import pandas as pd
 
+from hpo.cli import COMMANDS
 from hpo.cli._args import add_storage_argument
 from hpo.results.tables import study_table
 from hpo.store.storage import resolve_storage
 
 
 def add_parser(subparsers: Any) -> None:
-    parser = subparsers.add_parser("list", help="list the studies in a storage",
+    parser = subparsers.add_parser("list", help=COMMANDS["list"],
                                    description=__doc__)
     add_storage_argument(parser)
     parser.set_defaults(handler=execute)

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from hpo.cli import COMMANDS
 from hpo.errors import ConfigError
 from hpo.results.export import predict, predict_csv
 from hpo.train.checkpoints import load_model
@@ -16,7 +17,7 @@ from hpo.train.checkpoints import load_model
 
 def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
-        "predict", help="predict with a model that hpo export saved",
+        "predict", help=COMMANDS["predict"],
         description="Predict with a model that hpo export saved: --x for a one-feature model, "
                     "--csv FILE for any (the standardization saved at export is applied).")
     parser.add_argument("model", help="a model file written by hpo export")

@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from hpo.cli import COMMANDS
 from hpo.cli._args import add_storage_argument
 
 
 def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
-        "report", help="write a folder of figures and tables for a stored study",
+        "report", help=COMMANDS["report"],
         description="Write index.md (trial counts, leaderboard, best params), PNG figures and "
                     "trials.csv for one stored study.")
     parser.add_argument("study", help="the study's name in the storage (see `hpo list`)")

@@ -9,6 +9,7 @@ from typing import Any
 import optuna
 import pandas as pd
 
+from hpo.cli import COMMANDS
 from hpo.cli._args import add_storage_argument, positive_float, positive_int
 from hpo.errors import ConfigError
 from hpo.results.tables import leaderboard, trial_params
@@ -28,7 +29,7 @@ A grid study runs each grid point exactly once (--n-trials does not apply).
 
 def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
-        "run", help="run or resume the studies of a study file", epilog=EPILOG,
+        "run", help=COMMANDS["run"], epilog=EPILOG,
         description="Run (or resume) the studies a study file defines, then print a "
                     "leaderboard and the line that opens them in optuna-dashboard.",
         formatter_class=argparse.RawDescriptionHelpFormatter)

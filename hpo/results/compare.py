@@ -41,6 +41,7 @@ from hpo.results.manual import (
     open_manual_study,
     retrain,
 )
+from hpo.results.markdown import table as markdown_table
 from hpo.results.tables import load_study
 from hpo.store.record import RECORD_ATTR
 
@@ -205,16 +206,11 @@ def markdown(table: pd.DataFrame) -> str:
              _r2(c.mean_r2, c.sd_r2, c.diverged), _int(c.epochs)] for c in configs.itertuples()]
     return "\n".join([
         f"## Hand-picked vs automated search (manual: mean ± sd of test R² over {seeds} seeds)",
-        "", _md_table(["family", "study", "best manual (who)", "manual R²", "best search R²",
+        "", markdown_table(["family", "study", "best manual (who)", "manual R²", "best search R²",
                        "trials to beat", "epochs manual", "epochs search to beat",
                        "epochs search total"], families),
         "", "## Every hand-picked config", "",
-        _md_table(["config", "who", "family", "study", "test R²", "epochs"], rows), ""])
-
-
-def _md_table(header: list[str], rows: list[list[Any]]) -> str:
-    lines = [header, ["---"] * len(header), *rows]
-    return "\n".join("| " + " | ".join(str(cell) for cell in line) + " |" for line in lines)
+        markdown_table(["config", "who", "family", "study", "test R²", "epochs"], rows), ""])
 
 
 def _missing(value: Any) -> bool:
@@ -252,22 +248,13 @@ def _int(value: Any) -> str:
 
 def plot(table: pd.DataFrame, served: dict[str, optuna.Study], path: Path) -> None:
     """Best-so-far test R² against trial number per family, manual configs as lines."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only: no display is needed, or wanted, on a server
-    import matplotlib.pyplot as plt
+    from hpo.results.plots import grid, plt  # matplotlib loads only for the figure
 
     shown = [r for r in table.itertuples() if isinstance(r.study, str)]
-    columns = min(3, max(1, len(shown)))
-    rows = math.ceil(len(shown) / columns) or 1
-    figure, axes = plt.subplots(rows, columns, figsize=(5.5 * columns, 4.2 * rows),
-                                squeeze=False)
-    for ax, row in zip(axes.flat, shown, strict=False):
+    figure, axes = grid(max(1, len(shown)))
+    for ax, row in zip(axes, shown, strict=False):
         _plot_family(ax, row, served[str(row.family)], table.attrs["configs"])
-    for ax in list(axes.flat)[len(shown):]:
-        ax.set_visible(False)
     figure.suptitle("Automated search (best so far) vs hand-picked configs (mean over seeds)")
-    figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
 

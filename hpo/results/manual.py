@@ -34,7 +34,6 @@ Example (studies/homework_manual.toml has the lecture's picks and some students'
 
 from __future__ import annotations
 
-import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -50,7 +49,13 @@ from hpo.store.record import folds_from_record, stored_record
 from hpo.store.storage import open_storage
 from hpo.train.objective import TrialDiverged, check_params, evaluate
 from hpo.train.reporter import MemoryReporter
-from search_spaces import FAMILIES, suggest_architecture, suggest_optimizer, suggest_training
+from search_spaces import (
+    FAMILIES,
+    SpaceError,
+    suggest_architecture,
+    suggest_optimizer,
+    suggest_training,
+)
 from search_spaces.schedulers import family_keys, suggest_scheduler
 
 # Keys every family shares, in the order of docs/architecture.md.
@@ -193,14 +198,12 @@ def _params(merged: Mapping[str, Any], family: str, where: str,
             **suggest_scheduler(trial, family, {family: {
                 key: m[key] for key in ("lr", *family_keys(family))}}),
         }
-    except ValueError as error:
-        raise ConfigError(f"{_where_field(str(error), where, own)}: {error}") from None
+    except SpaceError as error:
+        raise ConfigError(f"{_where_field(error.field, where, own)}: {error}") from None
 
 
-def _where_field(message: str, where: str, own: set[str]) -> str:
-    # The search space names the field in backticks; say whether it came from [defaults].
-    match = re.search(r"`(\w+)", message)
-    field = match.group(1) if match else ""
+def _where_field(field: str, where: str, own: set[str]) -> str:
+    # Say whether the field at fault came from the config's own entry or from [defaults].
     return where if field in own or not field else f"{where} (from [defaults])"
 
 

@@ -128,7 +128,7 @@ def lr_curves(study: optuna.Study, top: int = TOP_PER_FAMILY) -> Figure:
     curves = {family: pairs for family, pairs in curves.items() if pairs}
     if not curves:
         raise FigureSkipped("no complete trial stores a learning-rate schedule")
-    fig, axes = _grid(len(curves))
+    fig, axes = grid(len(curves))
     for ax, (family, pairs) in zip(axes, curves.items(), strict=False):
         for trial, curve in pairs:
             ax.plot(range(1, len(curve) + 1), curve,
@@ -282,7 +282,8 @@ def _dedupe_legend(ax: Axes) -> None:
     ax.legend(unique.values(), unique.keys())
 
 
-def _grid(count: int) -> tuple[Figure, list[Axes]]:
+def grid(count: int) -> tuple[Figure, list[Axes]]:
+    """A figure of ``count`` panels, three to a row; unused panels hidden."""
     columns = min(count, 3)
     rows = math.ceil(count / columns)
     fig, axes = plt.subplots(rows, columns, figsize=(5.5 * columns, 4 * rows),

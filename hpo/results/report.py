@@ -26,6 +26,7 @@ import torch
 
 from hpo.errors import ConfigError, HPOError
 from hpo.results import plots
+from hpo.results.markdown import table as markdown_table
 from hpo.results.plots import Figure, plt  # through plots, which picks the Agg backend first
 from hpo.results.retrain import retrain_trial
 from hpo.results.tables import leaderboard, load_study, trial_params, trials_frame
@@ -214,7 +215,7 @@ def _state_table(study: optuna.Study) -> str:
     counts = state_counts(study)
     rows = [[state, str(n)] for state, n in counts.items()]
     rows.append(["total", str(sum(counts.values()))])
-    return "## Trials by state\n\n" + _table(["state", "trials"], rows)
+    return "## Trials by state\n\n" + _section_table(["state", "trials"], rows)
 
 
 def _best_section(study: optuna.Study) -> str:
@@ -229,7 +230,7 @@ def _best_section(study: optuna.Study) -> str:
     rows = [[key, _fmt(value, key), "yes" if key in trial.params else "no"]
             for key, value in trial_params(trial).items()]
     return (f"## Best trial\n\nTrial {trial.number}: test R² **{_fmt(trial.value, 'value')}**"
-            f" ({facts}).\n\n" + _table(["param", "value", "searched"], rows))
+            f" ({facts}).\n\n" + _section_table(["param", "value", "searched"], rows))
 
 
 def _leaderboard_section(study: optuna.Study) -> str:
@@ -242,7 +243,7 @@ def _leaderboard_section(study: optuna.Study) -> str:
     headers = [_HEADINGS.get(c, c.removeprefix("params_")) for c in board.columns]
     rows = [[_fmt(value, str(column)) for column, value in row.items()]
             for row in board.to_dict(orient="records")]
-    return heading + _table(headers, rows)
+    return heading + _section_table(headers, rows)
 
 
 def _figures_section(report: Report) -> str:
@@ -270,8 +271,6 @@ def _fmt(value: Any, column: str) -> str:
     return f"{float(value):.4g}" if isinstance(value, float | np.floating) else str(value)
 
 
-def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    def line(cells: Sequence[str]) -> str:
-        return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
-
-    return "\n".join([line(headers), line(["---"] * len(headers)), *map(line, rows)]) + "\n"
+def _section_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A Markdown table that ends its section."""
+    return markdown_table(headers, rows) + "\n"
