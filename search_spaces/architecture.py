@@ -6,14 +6,24 @@ suggested, and come back as None.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from optuna.trial import BaseTrial
+from torch import nn
 
 from search_spaces._domains import check_all, ints, one_of, reals
 from search_spaces._spec import Choice, Float, Int, Spec, suggest
 
-ACTIVATIONS: tuple[str, ...] = ("tanh", "relu", "gelu", "silu", "leaky_relu", "elu")
+ACTIVATIONS: Mapping[str, Callable[[], nn.Module]] = {
+    "tanh": nn.Tanh,
+    "relu": nn.ReLU,
+    "gelu": nn.GELU,
+    "silu": nn.SiLU,
+    "leaky_relu": nn.LeakyReLU,
+    "elu": nn.ELU,
+}
+"""The activations a network may use, by name, and the layer each name builds."""
 
 _HIDDEN_LAYERS = Int(1, 4)
 _WIDTH = Int(4, 256, log=True)  # log: 8 -> 16 matters as much as 128 -> 256
@@ -24,7 +34,7 @@ _DROPOUT = Float(0.0, 0.5)
 _DOMAINS = {
     "hidden_layers": ints(0),
     "width": ints(1),
-    "activation": one_of(ACTIVATIONS),
+    "activation": one_of(tuple(ACTIVATIONS)),
     "batch_norm": one_of((False, True)),
     "dropout": reals(0.0, 1.0, high_open=True),
 }

@@ -9,7 +9,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -17,16 +17,7 @@ import torch
 from torch import nn
 
 from hpo.errors import ConfigError
-
-ACTIVATIONS: Mapping[str, Callable[[], nn.Module]] = {
-    "tanh": nn.Tanh,
-    "relu": nn.ReLU,
-    "gelu": nn.GELU,
-    "silu": nn.SiLU,
-    "leaky_relu": nn.LeakyReLU,
-    "elu": nn.ELU,
-}
-"""Activation names a `ModelSpec` accepts, and the layer each one builds."""
+from search_spaces import ACTIVATIONS  # the one list of names, and the layer each builds
 
 
 @dataclass(frozen=True)
