@@ -15,7 +15,13 @@ from hpo.errors import ConfigError
 from hpo.results.tables import leaderboard, trial_params
 from hpo.runners.optuna_runner import RunOptions, run
 from hpo.store.storage import dashboard_command
-from hpo.store.summary import best_trial, best_value, counts_text, state_counts
+from hpo.store.summary import (
+    best_trial,
+    best_value,
+    counts_text,
+    failure_summary,
+    state_counts,
+)
 from hpo.study.config import PRUNERS, SAMPLERS, Study
 from hpo.study.file import load_studies, select_studies
 
@@ -42,6 +48,8 @@ def add_parser(subparsers: Any) -> None:
                         "should hold (see below)")
     parser.add_argument("--timeout", type=positive_float, help="seconds after which no new "
                         "trial starts")
+    parser.add_argument("--trial-timeout", type=positive_float, help="seconds after which "
+                        "one trial is failed (reason: timeout) and the study goes on")
     parser.add_argument("--seed", type=int, help="override the study's seed")
     add_storage_argument(parser)
     parser.add_argument("--workers", type=positive_int, help="worker processes (default: "
@@ -59,7 +67,7 @@ def execute(args: argparse.Namespace) -> int:
     studies = _chosen_studies(args)
     options = RunOptions(storage=args.storage, workers=args.workers, devices=args.devices,
                          trials_per_device=args.trials_per_device,
-                         progress=not args.no_progress)
+                         progress=not args.no_progress, trial_timeout=args.trial_timeout)
     finished = []
     for study in studies:
         optuna_study = run(study, options)
@@ -84,6 +92,9 @@ def _chosen_studies(args: argparse.Namespace) -> list[Study]:
 
 def _print_study(study: Study, optuna_study: optuna.Study, top: int) -> None:
     print(f"\n== {study.name}: {_counts(optuna_study)}")
+    failures = failure_summary(optuna_study)
+    if failures:
+        print(failures)
     board = leaderboard(optuna_study, top=top)
     if board.empty:
         print("No complete trial: every trial was pruned or failed.")

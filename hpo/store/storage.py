@@ -21,12 +21,16 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import optuna
-from optuna.storages import BaseStorage, RDBStorage
+from optuna.storages import BaseStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 
 from hpo.errors import StorageError
 from hpo.store.journal import DEFAULT_JOURNAL, open_journal
 
 DEFAULT_STORAGE = DEFAULT_JOURNAL
+# RDB storages (many hosts): each running trial beats every HEARTBEAT_SECONDS; one silent for
+# GRACE_SECONDS belongs to a dead worker, is failed and is queued again with the same params.
+HEARTBEAT_SECONDS = 10
+GRACE_SECONDS = 60
 _RDB_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "oracle", "mssql")
 _SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 
@@ -129,7 +133,9 @@ def _open_rdb(url: str) -> RDBStorage:
             f"file path, but got {url!r}; use e.g. sqlite:///hpo.db or hpo.journal."
         )
     try:
-        return RDBStorage(url, engine_kwargs=_engine_kwargs(scheme))
+        return RDBStorage(url, engine_kwargs=_engine_kwargs(scheme),
+                          heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
+                          heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback())
     except Exception as error:  # sqlalchemy raises many types; all mean "cannot reach it"
         reason = (str(error).strip().splitlines() or [type(error).__name__])[0].rstrip(".")
         raise StorageError(
