@@ -21,7 +21,8 @@ from tests.conftest import write_study
 ROOT = Path(__file__).resolve().parents[1]
 GOOD_SPACE = '''
 from hpo import CsvData, LabData, Study
-from search_spaces import suggest_architecture, suggest_optimizer, suggest_scheduler, suggest_training
+from search_spaces import (suggest_architecture, suggest_optimizer, suggest_scheduler,
+                           suggest_training)
 
 def good(trial):
     return {**suggest_architecture(trial, hidden_layers=1, width=4, activation="tanh",

@@ -105,7 +105,8 @@ def test_a_failure_after_a_success_does_not_stop_the_run() -> None:
 
 FLAKY = '''
 from hpo import LabData, Study
-from search_spaces import suggest_architecture, suggest_optimizer, suggest_scheduler, suggest_training
+from search_spaces import (suggest_architecture, suggest_optimizer, suggest_scheduler,
+                           suggest_training)
 
 def space(trial):
     if trial.study.study_name == "flaky":  # fine on the pre-flight check, fails in workers

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import signal
 from typing import Any
 
 import optuna
@@ -14,7 +15,7 @@ from hpo.cli._args import add_storage_argument, positive_float, positive_int
 from hpo.errors import ConfigError
 from hpo.results.tables import leaderboard, trial_params
 from hpo.runners.optuna_runner import RunOptions, run
-from hpo.store.storage import dashboard_command
+from hpo.store.storage import dashboard_command, open_storage
 from hpo.store.summary import (
     best_trial,
     best_value,
@@ -64,19 +65,29 @@ def add_parser(subparsers: Any) -> None:
 
 
 def execute(args: argparse.Namespace) -> int:
+    # SIGTERM (a scheduler, `kill`) stops a run as cleanly as Ctrl-C does.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     studies = _chosen_studies(args)
     options = RunOptions(storage=args.storage, workers=args.workers, devices=args.devices,
                          trials_per_device=args.trials_per_device,
                          progress=not args.no_progress, trial_timeout=args.trial_timeout)
     finished = []
     for study in studies:
-        optuna_study = run(study, options)
+        try:
+            optuna_study = run(study, options)
+        except KeyboardInterrupt:  # what finished so far, before the CLI says "interrupted"
+            _print_study(study, _stored(study, args.storage), args.top)
+            raise
         _print_study(study, optuna_study, args.top)
         finished.append(optuna_study)
     if len(finished) > 1:
         print(_summary_table(finished))
     print(f"\nOpen the dashboard: {dashboard_command(args.storage)}")
     return 0
+
+
+def _stored(study: Study, storage: str | None) -> optuna.Study:
+    return optuna.load_study(study_name=study.name, storage=open_storage(storage))
 
 
 def _chosen_studies(args: argparse.Namespace) -> list[Study]:

@@ -131,3 +131,32 @@ def time_limit(seconds: float | None) -> Iterator[None]:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+_stop = threading.Event()
+
+
+def stop_requested() -> bool:
+    """Whether Ctrl-C or SIGTERM arrived while ``deferred_stop`` was in force."""
+    return _stop.is_set()
+
+
+@contextlib.contextmanager
+def deferred_stop() -> Iterator[None]:
+    """Turn SIGINT and SIGTERM into a request that trials honour at their next epoch.
+
+    An interrupt raised at any instruction could land inside a storage call (between
+    creating a trial and recording its worker), leaving a trial no one can recover; asked
+    for instead, it stops the trial at a point where its end is told to the storage.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _stop.clear()
+    previous = {sig: signal.signal(sig, lambda *_: _stop.set())
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -31,7 +31,7 @@ from optuna.trial import TrialState
 from hpo.data import prepare_folds
 from hpo.errors import ConfigError, HPOError
 from hpo.runners.devices import WorkerSlot, plan_workers, resolve_devices
-from hpo.runners.faults import RepeatGuard, error_log
+from hpo.runners.faults import RepeatGuard, deferred_stop, error_log, stop_requested
 from hpo.runners.preflight import preflight
 from hpo.runners.progress import StudyProgress
 from hpo.runners.samplers import make_pruner, make_sampler
@@ -43,6 +43,7 @@ from hpo.store.summary import finished_count, retried_numbers
 from hpo.study.config import Study
 
 _EXIT_USER_ERROR = 2
+_STOP_WAIT_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -155,7 +156,9 @@ def _queue_work(study: Study, optuna_study: optuna.Study) -> int:
         return max(0, study.n_trials - finished_count(optuna_study))
     trials = optuna_study.get_trials(deepcopy=False)
     retried = retried_numbers(trials)  # their copies, queued again, hold the point
-    taken = [_grid_key(t.params) for t in trials if t.number not in retried]
+    # A point queued but not yet taken keeps its params in "fixed_params" (Optuna's enqueue).
+    taken = [_grid_key({**t.system_attrs.get("fixed_params", {}), **t.params})
+             for t in trials if t.number not in retried]
     for point in study.grid_points:
         if _grid_key(point) not in taken:
             optuna_study.enqueue_trial(point, user_attrs={"grid_point": True})
@@ -197,8 +200,12 @@ def _work_in_processes(
     finally:
         for worker in workers:
             if worker.is_alive():
-                worker.terminate()  # a worker fails its running trial on SIGTERM
-            worker.join()
+                worker.terminate()  # ends its trial at the next epoch, told as interrupted
+        for worker in workers:
+            worker.join(_STOP_WAIT_SECONDS)
+            if worker.is_alive():
+                worker.kill()  # stuck inside one epoch: its trial is failed on resume
+                worker.join()
 
 
 def _wait_for(workers: list[Any], progress: StudyProgress, errors: Any) -> None:
@@ -232,7 +239,6 @@ def _worker_main(plan: _WorkPlan, slot: WorkerSlot, index: int, quota: int,
                  errors: Any = None) -> None:
     """Entry point of a worker process: a user's mistake becomes one line and exit code 2,
     sent to the main process, which prints it once."""
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     parent = os.getppid()
     try:
         # A parent killed outright (SIGKILL) cannot stop its workers: each notices it was
@@ -254,7 +260,11 @@ def _work(plan: _WorkPlan, slot: WorkerSlot, index: int, quota: int, progress: A
     threads_before = torch.get_num_threads()
     torch.set_num_threads(slot.threads)
     try:
-        _run_trials(plan, slot, index, quota, progress, keep_going)
+        with deferred_stop():
+            _run_trials(plan, slot, index, quota, progress,
+                        lambda: keep_going() and not stop_requested())
+        if stop_requested():
+            raise KeyboardInterrupt
     finally:
         torch.set_num_threads(threads_before)  # when run in the caller's process
 

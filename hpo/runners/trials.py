@@ -25,6 +25,7 @@ from hpo.runners.faults import (
     log_traceback,
     message_of,
     reason_of,
+    stop_requested,
     time_limit,
 )
 from hpo.store.optuna_internals import storage_of, trial_handle
@@ -43,6 +44,8 @@ class OptunaReporter(MemoryReporter):
 
     def report(self, epoch: int, metrics: Mapping[str, float]) -> None:
         super().report(epoch, metrics)
+        if stop_requested():  # Ctrl-C or SIGTERM: end here, where the trial's end is told
+            raise KeyboardInterrupt
         self.trial.report(float(metrics[PRUNING_METRIC]), epoch)
         if self.trial.should_prune():
             self.record({"ended": "pruned", "epochs_run": epoch, "history": self.history})

@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import fcntl
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -133,15 +134,31 @@ def _open_rdb(url: str) -> RDBStorage:
             f"file path, but got {url!r}; use e.g. sqlite:///hpo.db or hpo.journal."
         )
     try:
-        return RDBStorage(url, engine_kwargs=_engine_kwargs(scheme),
-                          heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
-                          heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback())
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return _rdb_with_heartbeat(_with_driver(url), scheme)
     except Exception as error:  # sqlalchemy raises many types; all mean "cannot reach it"
         reason = (str(error).strip().splitlines() or [type(error).__name__])[0].rstrip(".")
         raise StorageError(
             f"Cannot open the storage {_redact(url)}: {reason}. Check the URL, that the "
             "server is running and reachable, and the credentials."
         ) from None
+
+
+def _with_driver(url: str) -> str:
+    """``postgresql://`` with the driver hpo installs: SQLAlchemy 2.1 would pick psycopg 3."""
+    for scheme in ("postgresql://", "postgres://"):
+        if url.startswith(scheme):
+            return "postgresql+psycopg2://" + url[len(scheme):]
+    return url
+
+
+def _rdb_with_heartbeat(url: str, scheme: str) -> RDBStorage:
+    """Each running trial beats; a trial of a dead worker, on any host, is failed after the
+    grace period by the next worker that looks, and queued again with the same params."""
+    return RDBStorage(url, engine_kwargs=_engine_kwargs(scheme),
+                      heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
+                      heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback())
 
 
 def _engine_kwargs(scheme: str) -> dict[str, object]:
