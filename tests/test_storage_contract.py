@@ -150,3 +150,25 @@ def _running(storage: str) -> bool:
         return any(t.state == TrialState.RUNNING for t in _trials(storage))
     except (KeyError, Exception):
         return False
+
+
+@pytest.mark.slow
+def test_no_password_in_any_output_log_or_report(tmp_path: Path, postgres_url: str) -> None:
+    """A PostgreSQL study run, listed and reported through the real CLI: the password
+    appears nowhere in what is printed or written."""
+    url = fresh_database(postgres_url)
+    password = "hpo-secret-pw"
+    assert password in url
+    path = write_study(tmp_path, n_trials=2, epochs=2)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    printed = ""
+    for argv in (["run", str(path), "--workers", "1", "--no-progress"], ["list"],
+                 ["report", "tiny", "--out", "report"], ["report", "nothere"]):
+        done = subprocess.run([sys.executable, "-m", "hpo.cli", *argv, "--storage", url],
+                              cwd=tmp_path, capture_output=True, text=True, env=env,
+                              timeout=300)
+        printed += done.stdout + done.stderr
+    assert "hpo:***@" in printed and password not in printed
+    for file in tmp_path.rglob("*"):
+        if file.is_file():
+            assert password.encode() not in file.read_bytes(), file

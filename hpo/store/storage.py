@@ -118,8 +118,13 @@ def open_existing_storage(storage: str | None = None) -> BaseStorage:
 
 
 def dashboard_command(storage: str | None = None) -> str:
-    """The shell line that opens this storage in optuna-dashboard."""
-    return f"optuna-dashboard {resolve_storage(storage)}"
+    """The shell line that opens this storage in optuna-dashboard (password shown as ***)."""
+    return f"optuna-dashboard {shown(resolve_storage(storage))}"
+
+
+def shown(url: str) -> str:
+    """The storage as it may be printed, logged or reported: never with its password."""
+    return _redact(url)
 
 
 def _is_url(storage: str) -> bool:
@@ -131,7 +136,7 @@ def _open_rdb(url: str) -> RDBStorage:
     if scheme not in _RDB_SCHEMES:
         raise StorageError(
             f"Expected a storage URL with one of the schemes {', '.join(_RDB_SCHEMES)} or a "
-            f"file path, but got {url!r}; use e.g. sqlite:///hpo.db or hpo.journal."
+            f"file path, but got {_redact(url)!r}; use e.g. sqlite:///hpo.db or hpo.journal."
         )
     try:
         with warnings.catch_warnings():
