@@ -34,12 +34,20 @@ def _trials(storage: str, name: str) -> list[optuna.trial.FrozenTrial]:
         return []
 
 
-def _children(pid: int) -> list[int]:
+def worker_pids(pid: int) -> list[int]:
+    """The worker processes of an `hpo run` (not multiprocessing's resource tracker)."""
     try:
-        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     except OSError:
         return []
-    return [int(child) for child in text.split()]
+    return [int(child) for child in children if b"spawn_main" in _cmdline(int(child))]
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 def _alive(pid: int) -> bool:
@@ -71,7 +79,7 @@ def _kill_round(path: Path, storage: str, kill: str, delay: float) -> subprocess
     while time.monotonic() < deadline and not _trials(storage, "tiny")[-1:]:
         time.sleep(0.2)
     time.sleep(delay)
-    workers = _children(process.pid)
+    workers = worker_pids(process.pid)
     if kill == "SIGINT":
         os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
     elif kill == "SIGTERM":

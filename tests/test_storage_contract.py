@@ -26,6 +26,7 @@ from hpo.store.summary import counted_trials, finished_count
 from hpo.study.file import load_from_file
 from tests.conftest import write_study
 from tests.postgres import fresh_database
+from tests.test_kill_battery import worker_pids
 
 ROOT = Path(__file__).resolve().parents[1]
 STORAGES = ["journal", "sqlite", "postgresql"]
@@ -133,8 +134,7 @@ def test_a_killed_worker_loses_nothing(tmp_path: Path, storage: str) -> None:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not _running(storage):
         time.sleep(0.2)
-    children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
-    os.kill(int(children[0]), signal.SIGKILL)
+    os.kill(worker_pids(process.pid)[0], signal.SIGKILL)
     _, err = process.communicate(timeout=180)
     assert process.returncode == 2 and "crashed (signal SIGKILL)" in err
     assert len(err.strip().splitlines()) == 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -156,7 +157,9 @@ def retry_with_same_params(optuna_study: optuna.Study, number: int) -> None:
     """Queue a failed trial again with its params; the copy's ``retry_history`` names it,
     so the failed one no longer counts (``hpo.store.summary.finished_count``)."""
     frozen = optuna_study.get_trials()[number]  # a copy: the callback extends its lists
-    RetryHeartbeatStaleTrialCallback(max_retry=None)(optuna_study, frozen)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        RetryHeartbeatStaleTrialCallback(max_retry=None)(optuna_study, frozen)
 
 
 def _call_space(study: Study, trial: optuna.Trial) -> dict[str, Any]:
