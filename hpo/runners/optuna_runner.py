@@ -285,6 +285,8 @@ def _run_trials(plan: _WorkPlan, slot: WorkerSlot, index: int, quota: int, progr
         if time.monotonic() > deadline or not keep_going():
             break
         fail_stale_trials(optuna_study)
+        if _study_is_full(study, optuna_study):
+            break  # other hosts' runs of the same study filled it
         trial = _next_trial(plan, optuna_study)
         if trial is None:
             break
@@ -297,6 +299,16 @@ def _run_trials(plan: _WorkPlan, slot: WorkerSlot, index: int, quota: int, progr
             guard.failed(ended, str(trial.user_attrs.get("error", "")), log)
         if progress is not None:
             progress()
+
+
+def _study_is_full(study: Study, optuna_study: optuna.Study) -> bool:
+    """Whether finished and running trials already make ``n_trials`` (never for a grid,
+    whose queue is its bound). Each run's quotas keep its own count exact; this keeps runs
+    started at once on several hosts from each doing the whole count."""
+    if study.sampler == "grid":
+        return False
+    running = len(optuna_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+    return finished_count(optuna_study) + running >= study.n_trials
 
 
 def _sampler_for(plan: _WorkPlan, index: int) -> optuna.samplers.BaseSampler:
