@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint clean
+.PHONY: demo test lint clean postgres
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,7 +18,15 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(VENV)/bin/hpo run studies/lr_schedules.py
 
-test: $(STAMP)
+# The storage contract suite starts a real PostgreSQL server (tests/postgres.py): its binaries
+# come from Debian's postgresql package, installed here when missing (as root, or with sudo).
+postgres:
+	@ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || { \
+	  SUDO=$$(test "$$(id -u)" = 0 || echo sudo); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql >/dev/null; }
+
+test: $(STAMP) postgres
 	$(PY) -m ruff check .
 	$(PY) -m mypy hpo search_spaces
 	$(PY) -m pytest

@@ -57,3 +57,12 @@ def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Run in an empty working folder, so the default storage lands there."""
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A real PostgreSQL server on loopback for the whole session (see tests/postgres.py)."""
+    from tests.postgres import postgres_server
+
+    with postgres_server() as url:
+        yield url

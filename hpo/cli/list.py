@@ -10,7 +10,7 @@ import pandas as pd
 from hpo.cli import COMMANDS
 from hpo.cli._args import add_storage_argument
 from hpo.results.tables import study_table
-from hpo.store.storage import resolve_storage
+from hpo.store.storage import resolve_storage, shown
 
 
 def add_parser(subparsers: Any) -> None:
@@ -23,7 +23,7 @@ def add_parser(subparsers: Any) -> None:
 def execute(args: argparse.Namespace) -> int:
     table = study_table(args.storage)
     if table.empty:
-        print(f"No studies in {resolve_storage(args.storage)}.")
+        print(f"No studies in {shown(resolve_storage(args.storage))}.")
         return 0
     with pd.option_context("display.width", 160, "display.float_format", "{:.4f}".format):
         print(table.to_string(index=False))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import signal
 from typing import Any
 
 import optuna
@@ -14,8 +15,14 @@ from hpo.cli._args import add_storage_argument, positive_float, positive_int
 from hpo.errors import ConfigError
 from hpo.results.tables import leaderboard, trial_params
 from hpo.runners.optuna_runner import RunOptions, run
-from hpo.store.storage import dashboard_command
-from hpo.store.summary import best_trial, best_value, counts_text, state_counts
+from hpo.store.storage import dashboard_command, open_storage
+from hpo.store.summary import (
+    best_trial,
+    best_value,
+    counts_text,
+    failure_summary,
+    state_counts,
+)
 from hpo.study.config import PRUNERS, SAMPLERS, Study
 from hpo.study.file import load_studies, select_studies
 
@@ -42,6 +49,8 @@ def add_parser(subparsers: Any) -> None:
                         "should hold (see below)")
     parser.add_argument("--timeout", type=positive_float, help="seconds after which no new "
                         "trial starts")
+    parser.add_argument("--trial-timeout", type=positive_float, help="seconds after which "
+                        "one trial is failed (reason: timeout) and the study goes on")
     parser.add_argument("--seed", type=int, help="override the study's seed")
     add_storage_argument(parser)
     parser.add_argument("--workers", type=positive_int, help="worker processes (default: "
@@ -56,19 +65,29 @@ def add_parser(subparsers: Any) -> None:
 
 
 def execute(args: argparse.Namespace) -> int:
+    # SIGTERM (a scheduler, `kill`) stops a run as cleanly as Ctrl-C does.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     studies = _chosen_studies(args)
     options = RunOptions(storage=args.storage, workers=args.workers, devices=args.devices,
                          trials_per_device=args.trials_per_device,
-                         progress=not args.no_progress)
+                         progress=not args.no_progress, trial_timeout=args.trial_timeout)
     finished = []
     for study in studies:
-        optuna_study = run(study, options)
+        try:
+            optuna_study = run(study, options)
+        except KeyboardInterrupt:  # what finished so far, before the CLI says "interrupted"
+            _print_study(study, _stored(study, args.storage), args.top)
+            raise
         _print_study(study, optuna_study, args.top)
         finished.append(optuna_study)
     if len(finished) > 1:
         print(_summary_table(finished))
     print(f"\nOpen the dashboard: {dashboard_command(args.storage)}")
     return 0
+
+
+def _stored(study: Study, storage: str | None) -> optuna.Study:
+    return optuna.load_study(study_name=study.name, storage=open_storage(storage))
 
 
 def _chosen_studies(args: argparse.Namespace) -> list[Study]:
@@ -84,6 +103,9 @@ def _chosen_studies(args: argparse.Namespace) -> list[Study]:
 
 def _print_study(study: Study, optuna_study: optuna.Study, top: int) -> None:
     print(f"\n== {study.name}: {_counts(optuna_study)}")
+    failures = failure_summary(optuna_study)
+    if failures:
+        print(failures)
     board = leaderboard(optuna_study, top=top)
     if board.empty:
         print("No complete trial: every trial was pruned or failed.")

@@ -23,7 +23,7 @@ from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from hpo.errors import ConfigError
-from hpo.store.storage import existing_storage, open_storage
+from hpo.store.storage import existing_storage, open_storage, shown
 
 DEFAULT_HOST = "127.0.0.1"  # loopback: the dashboard can edit studies and has no login
 DEFAULT_PORT = 8080
@@ -103,8 +103,11 @@ def open_dashboard(storage: str | None = None, *, host: str = DEFAULT_HOST,
 def serve(storage: str | None = None, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> None:
     """Run optuna-dashboard on ``storage`` at ``http://host:port/`` until Ctrl-C."""
     dashboard = open_dashboard(storage, host=host, port=port)
-    print(f"optuna-dashboard for {dashboard.storage}: {dashboard.url}  (Ctrl-C stops it)",
+    print(f"optuna-dashboard for {shown(dashboard.storage)}: {dashboard.url}  (Ctrl-C stops it)",
           flush=True)
+    if host not in (DEFAULT_HOST, "localhost", "::1"):
+        print(f"Warning: listening on {host}, not only this machine: anyone who can reach it "
+              "can read and edit these studies (the dashboard has no login).", flush=True)
     try:
         dashboard.serve_forever()
     except KeyboardInterrupt:

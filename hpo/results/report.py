@@ -31,7 +31,7 @@ from hpo.results.plots import Figure, plt  # through plots, which picks the Agg 
 from hpo.results.retrain import retrain_trial
 from hpo.results.tables import leaderboard, load_study, trial_params, trials_frame
 from hpo.store.record import stored_record
-from hpo.store.storage import existing_storage
+from hpo.store.storage import existing_storage, shown
 from hpo.store.summary import best_trial, state_counts
 
 INDEX = "index.md"
@@ -196,7 +196,7 @@ def _about(study: optuna.Study, storage: str) -> str:
     lines = [f"# Study `{study.study_name}`\n"]
     if record.get("description"):
         lines.append(f"{record['description']}\n")
-    lines.append(f"- storage: `{storage}`")
+    lines.append(f"- storage: `{shown(storage)}`")
     if not record:
         lines.append("- not created by `hpo run`: no record of its data")
         return "\n".join(lines) + "\n"

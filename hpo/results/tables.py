@@ -16,7 +16,7 @@ import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
 from hpo.errors import ConfigError
-from hpo.store.storage import open_existing_storage, resolve_storage, study_names
+from hpo.store.storage import open_existing_storage, resolve_storage, shown, study_names
 from hpo.store.summary import STATES, best_value, state_counts
 
 # Trial attributes shown next to the value in tables, in this order.
@@ -29,7 +29,7 @@ def load_study(name: str, storage: str | None = None) -> optuna.Study:
     names = study_names(backend)
     if name not in names:
         raise ConfigError(
-            f"No study named {name!r} in {resolve_storage(storage)}; it holds "
+            f"No study named {name!r} in {shown(resolve_storage(storage))}; it holds "
             f"{', '.join(map(repr, names)) or 'no studies'}."
         )
     return optuna.load_study(study_name=name, storage=backend)

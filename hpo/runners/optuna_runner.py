@@ -31,15 +31,19 @@ from optuna.trial import TrialState
 from hpo.data import prepare_folds
 from hpo.errors import ConfigError, HPOError
 from hpo.runners.devices import WorkerSlot, plan_workers, resolve_devices
+from hpo.runners.faults import RepeatGuard, deferred_stop, error_log, stop_requested
+from hpo.runners.preflight import preflight
 from hpo.runners.progress import StudyProgress
 from hpo.runners.samplers import make_pruner, make_sampler
 from hpo.runners.trials import claim_waiting_trial, fail_interrupted_trials, run_trial
+from hpo.store.optuna_internals import fail_stale_trials, heartbeat
 from hpo.store.record import RECORD_ATTR, study_record
 from hpo.store.storage import open_storage, resolve_storage
-from hpo.store.summary import finished_count
+from hpo.store.summary import finished_count, retried_numbers
 from hpo.study.config import Study
 
 _EXIT_USER_ERROR = 2
+_STOP_WAIT_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,7 @@ class RunOptions:
         devices: ``auto`` (every GPU, else the CPU), ``cpu``, or ``cuda:0,cuda:1,…``.
         trials_per_device: trials that share one device at a time.
         progress: draw a progress bar.
+        trial_timeout: seconds after which one trial is failed (reason ``timeout``).
     """
 
     storage: str | None = None
@@ -60,6 +65,7 @@ class RunOptions:
     devices: str = "auto"
     trials_per_device: int = 1
     progress: bool = True
+    trial_timeout: float | None = None
 
 
 def run(study: Study, options: RunOptions | None = None) -> optuna.Study:
@@ -68,15 +74,18 @@ def run(study: Study, options: RunOptions | None = None) -> optuna.Study:
     slots = plan_workers(resolve_devices(options.devices), options.trials_per_device,
                          options.workers)
     storage_url = resolve_storage(options.storage)
+    preflight(study)  # before the storage is touched: a refused run leaves it as it was
     optuna_study = create_or_load(study, storage_url)
     fail_interrupted_trials(optuna_study)
+    fail_stale_trials(optuna_study)
     remaining = _queue_work(study, optuna_study)
     if remaining == 0:
         return optuna_study
     if len(slots) > 1 and not _picklable(study):
         slots = _one_worker_for_unpicklable(study, slots, asked=options.workers is not None)
     plan = _WorkPlan(study, storage_url, parallel=len(slots) > 1,
-                     seed_offset=len(optuna_study.get_trials(deepcopy=False)))
+                     seed_offset=len(optuna_study.get_trials(deepcopy=False)),
+                     trial_timeout=options.trial_timeout)
     progress = StudyProgress(optuna_study, remaining, enabled=options.progress)
     try:
         if len(slots) == 1:
@@ -145,8 +154,11 @@ def _queue_work(study: Study, optuna_study: optuna.Study) -> int:
     """How many trials this run must finish; for a grid, queue the points not yet run."""
     if study.sampler != "grid":
         return max(0, study.n_trials - finished_count(optuna_study))
-    taken = [_grid_key(t.params) for t in optuna_study.get_trials(deepcopy=False)
-             if t.state != TrialState.FAIL or t.user_attrs.get("ended") == "diverged"]
+    trials = optuna_study.get_trials(deepcopy=False)
+    retried = retried_numbers(trials)  # their copies, queued again, hold the point
+    # A point queued but not yet taken keeps its params in "fixed_params" (Optuna's enqueue).
+    taken = [_grid_key({**t.system_attrs.get("fixed_params", {}), **t.params})
+             for t in trials if t.number not in retried]
     for point in study.grid_points:
         if _grid_key(point) not in taken:
             optuna_study.enqueue_trial(point, user_attrs={"grid_point": True})
@@ -166,6 +178,7 @@ class _WorkPlan:
     parallel: bool
     # Trials already in the storage when the run began: resumed runs draw fresh points.
     seed_offset: int
+    trial_timeout: float | None = None
 
 
 def _work_in_processes(
@@ -176,37 +189,56 @@ def _work_in_processes(
     quotas = [remaining // len(slots) + (i < remaining % len(slots)) for i in range(len(slots))]
     if plan.study.sampler == "grid":
         quotas = [remaining] * len(slots)
-    workers = [context.Process(target=_worker_main, args=(plan, slot, i, quota),
+    errors = context.SimpleQueue()  # a worker's one-line error, printed once by this process
+    workers = [context.Process(target=_worker_main, args=(plan, slot, i, quota, errors),
                                name=f"hpo-worker-{i}")
                for i, (slot, quota) in enumerate(zip(slots, quotas, strict=True)) if quota]
     for worker in workers:
         worker.start()
     try:
-        _wait_for(workers, progress)
+        _wait_for(workers, progress, errors)
     finally:
         for worker in workers:
             if worker.is_alive():
-                worker.terminate()  # a worker fails its running trial on SIGTERM
-            worker.join()
+                worker.terminate()  # ends its trial at the next epoch, told as interrupted
+        for worker in workers:
+            worker.join(_STOP_WAIT_SECONDS)
+            if worker.is_alive():
+                worker.kill()  # stuck inside one epoch: its trial is failed on resume
+                worker.join()
 
 
-def _wait_for(workers: list[Any], progress: StudyProgress) -> None:
-    while any(worker.is_alive() for worker in workers):
+def _wait_for(workers: list[Any], progress: StudyProgress, errors: Any) -> None:
+    """Until every worker has exited; the first that stopped on an error stops the run.
+
+    Exit codes are read on every pass, including after the last worker exited: a worker
+    that fails in its first second must not leave an exit code of 0 behind.
+    """
+    while True:
+        running = any(worker.is_alive() for worker in workers)
         progress.refresh()
         failed = [w for w in workers if w.exitcode not in (None, 0)]
         if failed:
-            code = failed[0].exitcode
-            kind = "a configuration error (message above)" if code == _EXIT_USER_ERROR else (
-                f"exit code {code}")
-            raise HPOError(f"Worker {failed[0].name} stopped with {kind}; the other workers "
-                           "were stopped and finished trials are kept in the storage.")
-        time.sleep(0.5)
-    progress.refresh()
+            raise _worker_error(failed[0], errors)
+        if not running:
+            return
+        time.sleep(0.2)
 
 
-def _worker_main(plan: _WorkPlan, slot: WorkerSlot, index: int, quota: int) -> None:
-    """Entry point of a worker process: a user's mistake becomes one line and exit code 2."""
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+def _worker_error(worker: Any, errors: Any) -> HPOError:
+    ending = ("the other workers were stopped; finished trials are kept in the storage and "
+              "running the same command again resumes")
+    if worker.exitcode == _EXIT_USER_ERROR and not errors.empty():
+        return HPOError(f"{errors.get()} ({worker.name} stopped; {ending}.)")
+    code = worker.exitcode
+    how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+    return HPOError(f"Worker {worker.name} crashed ({how}); {ending}.")
+
+
+def _worker_main(plan: _WorkPlan, slot: WorkerSlot, index: int, quota: int,
+                 errors: Any = None) -> None:
+    """Entry point of a worker process: a user's mistake becomes one line and exit code 2,
+    sent to the main process, which prints it once."""
     parent = os.getppid()
     try:
         # A parent killed outright (SIGKILL) cannot stop its workers: each notices it was
@@ -214,8 +246,13 @@ def _worker_main(plan: _WorkPlan, slot: WorkerSlot, index: int, quota: int) -> N
         _work(plan, slot, index, quota, progress=None,
               keep_going=lambda: os.getppid() == parent)
     except HPOError as error:
-        print(f"hpo: error: {error}", file=sys.stderr)
+        if errors is None:
+            print(f"hpo: error: {error}", file=sys.stderr)
+        else:
+            errors.put(str(error))
         sys.exit(_EXIT_USER_ERROR)
+    except KeyboardInterrupt:
+        sys.exit(130)  # Ctrl-C reaches every process; the main one reports it
 
 
 def _work(plan: _WorkPlan, slot: WorkerSlot, index: int, quota: int, progress: Any,
@@ -223,7 +260,11 @@ def _work(plan: _WorkPlan, slot: WorkerSlot, index: int, quota: int, progress: A
     threads_before = torch.get_num_threads()
     torch.set_num_threads(slot.threads)
     try:
-        _run_trials(plan, slot, index, quota, progress, keep_going)
+        with deferred_stop():
+            _run_trials(plan, slot, index, quota, progress,
+                        lambda: keep_going() and not stop_requested())
+        if stop_requested():
+            raise KeyboardInterrupt
     finally:
         torch.set_num_threads(threads_before)  # when run in the caller's process
 
@@ -239,15 +280,35 @@ def _run_trials(plan: _WorkPlan, slot: WorkerSlot, index: int, quota: int, progr
     folds = prepare_folds(study.data, test_size=study.test_size, cv_folds=study.cv_folds,
                           standardize=study.standardize, seed=study.seed)
     deadline = time.monotonic() + (study.timeout or math.inf)
+    guard, log = RepeatGuard(), error_log(plan.storage_url)
     for _ in range(quota):
         if time.monotonic() > deadline or not keep_going():
             break
+        fail_stale_trials(optuna_study)
+        if _study_is_full(study, optuna_study):
+            break  # other hosts' runs of the same study filled it
         trial = _next_trial(plan, optuna_study)
         if trial is None:
             break
-        run_trial(study, optuna_study, trial, folds, slot.device)
+        with heartbeat(optuna_study, trial):
+            ended = run_trial(study, optuna_study, trial, folds, slot.device,
+                              timeout=plan.trial_timeout, log=log)
+        if ended in ("complete", "pruned"):
+            guard.completed()
+        else:
+            guard.failed(ended, str(trial.user_attrs.get("error", "")), log)
         if progress is not None:
             progress()
+
+
+def _study_is_full(study: Study, optuna_study: optuna.Study) -> bool:
+    """Whether finished and running trials already make ``n_trials`` (never for a grid,
+    whose queue is its bound). Each run's quotas keep its own count exact; this keeps runs
+    started at once on several hosts from each doing the whole count."""
+    if study.sampler == "grid":
+        return False
+    running = len(optuna_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+    return finished_count(optuna_study) + running >= study.n_trials
 
 
 def _sampler_for(plan: _WorkPlan, index: int) -> optuna.samplers.BaseSampler:
@@ -262,4 +323,6 @@ def _sampler_for(plan: _WorkPlan, index: int) -> optuna.samplers.BaseSampler:
 def _next_trial(plan: _WorkPlan, optuna_study: optuna.Study) -> optuna.Trial | None:
     if plan.study.sampler == "grid":
         return claim_waiting_trial(optuna_study, plan.storage_url)
-    return optuna_study.ask()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "heartbeat is meant for Study.optimize": see heartbeat()
+        return optuna_study.ask()

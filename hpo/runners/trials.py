@@ -10,18 +10,29 @@ from __future__ import annotations
 
 import os
 import socket
+import warnings
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
 from hpo.data import Fold
 from hpo.errors import ConfigError, HPOError
+from hpo.runners.faults import (
+    free_device_memory,
+    log_traceback,
+    message_of,
+    reason_of,
+    stop_requested,
+    time_limit,
+)
 from hpo.store.optuna_internals import storage_of, trial_handle
 from hpo.store.storage import exclusive_claims
 from hpo.study.config import Study
-from hpo.train.objective import TrialDiverged, evaluate
+from hpo.train.objective import evaluate
 from hpo.train.reporter import PRUNING_METRIC, MemoryReporter
 
 
@@ -34,6 +45,8 @@ class OptunaReporter(MemoryReporter):
 
     def report(self, epoch: int, metrics: Mapping[str, float]) -> None:
         super().report(epoch, metrics)
+        if stop_requested():  # Ctrl-C or SIGTERM: end here, where the trial's end is told
+            raise KeyboardInterrupt
         self.trial.report(float(metrics[PRUNING_METRIC]), epoch)
         if self.trial.should_prune():
             self.record({"ended": "pruned", "epochs_run": epoch, "history": self.history})
@@ -48,8 +61,9 @@ class OptunaReporter(MemoryReporter):
 def fail_interrupted_trials(optuna_study: optuna.Study) -> list[int]:
     """Mark FAIL the RUNNING trials whose worker process on this host has died.
 
-    A killed run leaves its trial RUNNING forever; on resume it is failed (and a grid point
-    it held is queued again). Trials of live workers, or of other hosts, are left alone.
+    A killed run leaves its trial RUNNING forever; on resume it is failed and queued again
+    with the same params. Trials of live workers are left alone; those of other hosts are
+    the heartbeat's business (RDB storages, see ``hpo.store.storage``).
     """
     storage, failed = storage_of(optuna_study), []
     study_id = storage.get_study_id_from_name(optuna_study.study_name)
@@ -59,6 +73,7 @@ def fail_interrupted_trials(optuna_study: optuna.Study) -> list[int]:
         trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
         storage.set_trial_user_attr(trial_id, "ended", "interrupted")
         storage.set_trial_state_values(trial_id, TrialState.FAIL)
+        retry_with_same_params(optuna_study, trial.number)
         failed.append(trial.number)
     return failed
 
@@ -95,23 +110,56 @@ def claim_waiting_trial(optuna_study: optuna.Study, storage_url: str) -> optuna.
 
 
 def run_trial(study: Study, optuna_study: optuna.Study, trial: optuna.Trial,
-              folds: list[Fold], device: str) -> None:
-    """Evaluate one trial and tell the storage how it ended; never leaves it RUNNING."""
+              folds: list[Fold], device: str, *, timeout: float | None = None,
+              log: Path | None = None) -> str:
+    """Evaluate one trial and tell the storage how it ended; never leaves it RUNNING.
+
+    Returns how it ended: ``complete``, ``pruned`` or a failure reason (see
+    ``hpo.runners.faults``). A fault in the trial fails only this trial; an interrupt
+    (Ctrl-C, SIGTERM) fails it, queues it again with the same params, and is re-raised.
+    """
     reporter = OptunaReporter(trial)
     reporter.record({"worker": f"{socket.gethostname()}:{os.getpid()}", "source": "search"})
     try:
-        params = _call_space(study, trial)
-        value = evaluate(params, folds, reporter, seed=study.seed + trial.number,
-                         device=device, score=study.score)
+        with time_limit(timeout):
+            params = _call_space(study, trial)
+            value = evaluate(params, folds, reporter, seed=study.seed + trial.number,
+                             device=device, score=study.score)
     except optuna.TrialPruned:
         optuna_study.tell(trial, state=TrialState.PRUNED)
-    except TrialDiverged:
-        optuna_study.tell(trial, state=TrialState.FAIL)
-    except BaseException:
-        optuna_study.tell(trial, state=TrialState.FAIL)
-        raise
-    else:
-        optuna_study.tell(trial, value)
+        return "pruned"
+    except (Exception, KeyboardInterrupt, SystemExit) as error:
+        reason = fail_trial(optuna_study, trial, reporter, error, log)
+        if reason == "interrupted":
+            raise
+        return reason
+    optuna_study.tell(trial, value)
+    return "complete"
+
+
+def fail_trial(optuna_study: optuna.Study, trial: optuna.Trial, reporter: MemoryReporter,
+               error: BaseException, log: Path | None) -> str:
+    """Record why the trial failed (``ended``, ``error``), tell FAIL, return the reason."""
+    reason = reason_of(error)
+    if reason == "oom":
+        free_device_memory()
+    if reason != "diverged":  # the objective already recorded where it diverged
+        reporter.record({"ended": reason, "error": message_of(error)})
+    if reason == "error" and log is not None:
+        log_traceback(log, optuna_study.study_name, trial.number, error)
+    optuna_study.tell(trial, state=TrialState.FAIL)
+    if reason == "interrupted":
+        retry_with_same_params(optuna_study, trial.number)
+    return reason
+
+
+def retry_with_same_params(optuna_study: optuna.Study, number: int) -> None:
+    """Queue a failed trial again with its params; the copy's ``retry_history`` names it,
+    so the failed one no longer counts (``hpo.store.summary.finished_count``)."""
+    frozen = optuna_study.get_trials()[number]  # a copy: the callback extends its lists
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        RetryHeartbeatStaleTrialCallback(max_retry=None)(optuna_study, frozen)
 
 
 def _call_space(study: Study, trial: optuna.Trial) -> dict[str, Any]:

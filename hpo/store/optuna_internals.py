@@ -9,17 +9,23 @@ silently changing how trials are stored:
 - ``JournalFileBackend.append_logs``: overridden to fsync on state changes only;
 - ``Study._storage``: the storage's atomic WAITING -> RUNNING switch, to claim a grid point;
 - ``optuna.Trial(study, trial_id)``: a trial handle for a trial claimed that way (``ask()``
-  would create a new trial instead).
+  would create a new trial instead);
+- ``storages._heartbeat``: the heartbeat thread that ``Study.optimize`` runs around each
+  trial, run here around trials driven by ask/tell.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import optuna
 from optuna.storages import BaseStorage
+from optuna.storages._heartbeat import get_heartbeat_thread, is_heartbeat_enabled
 from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 from optuna.storages.journal._storage import JournalOperation
 
@@ -68,3 +74,28 @@ def storage_of(optuna_study: optuna.Study) -> BaseStorage:
 def trial_handle(optuna_study: optuna.Study, trial_id: int) -> optuna.Trial:
     """A live trial object for a trial that already exists in the storage."""
     return optuna.Trial(optuna_study, trial_id)
+
+
+@contextlib.contextmanager
+def heartbeat(optuna_study: optuna.Study, trial: optuna.Trial) -> Iterator[None]:
+    """Beat for ``trial`` while it runs, on storages with a heartbeat (RDB, see storage.py).
+
+    A worker that dies, on any host, stops beating; after the grace period the next worker
+    to look fails its trial and queues it again (``fail_stale_trials``).
+    """
+    storage = storage_of(optuna_study)
+    if not is_heartbeat_enabled(storage):
+        yield
+        return
+    with get_heartbeat_thread(trial._trial_id, storage):
+        yield
+
+
+def fail_stale_trials(optuna_study: optuna.Study) -> None:
+    """Fail the RUNNING trials whose heartbeat stopped, and queue each again (its retry
+    callback). A no-op on storages without a heartbeat."""
+    if not is_heartbeat_enabled(storage_of(optuna_study)):
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "experimental" and "use Study.optimize" notes
+        optuna.storages.fail_stale_trials(optuna_study)

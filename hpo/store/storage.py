@@ -16,17 +16,22 @@ Example:
 from __future__ import annotations
 
 import fcntl
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import optuna
-from optuna.storages import BaseStorage, RDBStorage
+from optuna.storages import BaseStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 
 from hpo.errors import StorageError
 from hpo.store.journal import DEFAULT_JOURNAL, open_journal
 
 DEFAULT_STORAGE = DEFAULT_JOURNAL
+# RDB storages (many hosts): each running trial beats every HEARTBEAT_SECONDS; one silent for
+# GRACE_SECONDS belongs to a dead worker, is failed and is queued again with the same params.
+HEARTBEAT_SECONDS = 10
+GRACE_SECONDS = 60
 _RDB_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "oracle", "mssql")
 _SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 
@@ -113,8 +118,13 @@ def open_existing_storage(storage: str | None = None) -> BaseStorage:
 
 
 def dashboard_command(storage: str | None = None) -> str:
-    """The shell line that opens this storage in optuna-dashboard."""
-    return f"optuna-dashboard {resolve_storage(storage)}"
+    """The shell line that opens this storage in optuna-dashboard (password shown as ***)."""
+    return f"optuna-dashboard {shown(resolve_storage(storage))}"
+
+
+def shown(url: str) -> str:
+    """The storage as it may be printed, logged or reported: never with its password."""
+    return _redact(url)
 
 
 def _is_url(storage: str) -> bool:
@@ -126,16 +136,34 @@ def _open_rdb(url: str) -> RDBStorage:
     if scheme not in _RDB_SCHEMES:
         raise StorageError(
             f"Expected a storage URL with one of the schemes {', '.join(_RDB_SCHEMES)} or a "
-            f"file path, but got {url!r}; use e.g. sqlite:///hpo.db or hpo.journal."
+            f"file path, but got {_redact(url)!r}; use e.g. sqlite:///hpo.db or hpo.journal."
         )
     try:
-        return RDBStorage(url, engine_kwargs=_engine_kwargs(scheme))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return _rdb_with_heartbeat(_with_driver(url), scheme)
     except Exception as error:  # sqlalchemy raises many types; all mean "cannot reach it"
         reason = (str(error).strip().splitlines() or [type(error).__name__])[0].rstrip(".")
         raise StorageError(
             f"Cannot open the storage {_redact(url)}: {reason}. Check the URL, that the "
             "server is running and reachable, and the credentials."
         ) from None
+
+
+def _with_driver(url: str) -> str:
+    """``postgresql://`` with the driver hpo installs: SQLAlchemy 2.1 would pick psycopg 3."""
+    for scheme in ("postgresql://", "postgres://"):
+        if url.startswith(scheme):
+            return "postgresql+psycopg2://" + url[len(scheme):]
+    return url
+
+
+def _rdb_with_heartbeat(url: str, scheme: str) -> RDBStorage:
+    """Each running trial beats; a trial of a dead worker, on any host, is failed after the
+    grace period by the next worker that looks, and queued again with the same params."""
+    return RDBStorage(url, engine_kwargs=_engine_kwargs(scheme),
+                      heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
+                      heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback())
 
 
 def _engine_kwargs(scheme: str) -> dict[str, object]:

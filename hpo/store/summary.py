@@ -36,8 +36,37 @@ def state_counts(optuna_study: optuna.Study) -> dict[str, int]:
 
 
 def finished_count(optuna_study: optuna.Study) -> int:
-    """Trials that ran to an end: complete, pruned or failed."""
-    return len(optuna_study.get_trials(deepcopy=False, states=FINISHED))
+    """Trials that ran to an end: complete, pruned or failed, less failures run again.
+
+    A trial cut short by a kill, Ctrl-C or a lost heartbeat is failed and queued again with
+    the same params (its number lands in the copy's ``retry_history``): it counts once, as
+    the copy, so a resumed study ends with exactly the trials asked for.
+    """
+    return len(counted_trials(optuna_study.get_trials(deepcopy=False)))
+
+
+def counted_trials(trials: list[FrozenTrial]) -> list[FrozenTrial]:
+    """The finished trials that count toward ``n_trials`` (see ``finished_count``)."""
+    retried = retried_numbers(trials)
+    return [t for t in trials if t.state in FINISHED
+            and not (t.state == TrialState.FAIL and t.number in retried)]
+
+
+def retried_numbers(trials: list[FrozenTrial]) -> set[int]:
+    """Numbers of failed trials that were queued again with the same params."""
+    return {number for t in trials for number in t.system_attrs.get("retry_history", ())}
+
+
+def failure_summary(optuna_study: optuna.Study) -> str:
+    """``"failed trials by reason: 2 error, 1 timeout"``; empty when none failed."""
+    trials = counted_trials(optuna_study.get_trials(deepcopy=False))
+    reasons = [str(t.user_attrs.get("ended") or "error") for t in trials
+               if t.state == TrialState.FAIL]
+    retried = len(retried_numbers(optuna_study.get_trials(deepcopy=False)))
+    parts = [f"{reasons.count(r)} {r}" for r in sorted(set(reasons))]
+    if retried:
+        parts.append(f"{retried} interrupted and run again")
+    return f"failed trials by reason: {', '.join(parts)}" if parts else ""
 
 
 def counts_text(counts: dict[str, int]) -> str:

@@ -74,6 +74,11 @@ def _run_file(path: Path) -> ModuleType:
         ) from None
     except HPOError as error:
         raise StudyFileError(f"{path}: {error}") from None
+    except SystemExit as error:  # a study file is imported, not run as a script
+        raise StudyFileError(
+            f"{path} line {_line_in(path, error)}: it called sys.exit({error.code!r}) while "
+            "being loaded; keep script code under `if __name__ == \"__main__\":`."
+        ) from None
     except Exception as error:
         raise StudyFileError(
             f"{path} line {_line_in(path, error)}: running it raised "
