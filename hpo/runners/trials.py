@@ -98,7 +98,8 @@ def run_trial(study: Study, optuna_study: optuna.Study, trial: optuna.Trial,
               folds: list[Fold], device: str) -> None:
     """Evaluate one trial and tell the storage how it ended; never leaves it RUNNING."""
     reporter = OptunaReporter(trial)
-    reporter.record({"worker": f"{socket.gethostname()}:{os.getpid()}", "source": "search"})
+    reporter.record({"worker": f"{socket.gethostname()}:{os.getpid()}", "source": "search",
+                     "runner": "optuna"})
     try:
         params = _call_space(study, trial)
         value = evaluate(params, folds, reporter, seed=study.seed + trial.number,
