@@ -99,6 +99,8 @@ def connect(address: str | None) -> bool:
     """
     import ray
 
+    if address is not None:
+        _check_reachable(address)
     if ray.is_initialized():
         return False
     common: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
@@ -107,7 +109,6 @@ def connect(address: str | None) -> bool:
         ray.init(num_cpus=os.cpu_count() or 1, num_gpus=torch.cuda.device_count(),
                  _temp_dir=str(temp_dir()), object_store_memory=_OBJECT_STORE_BYTES, **common)
         return True
-    _check_reachable(address)
     try:
         ray.init(address=address, **common)
     except (ConnectionError, ValueError, RuntimeError) as error:
