@@ -79,7 +79,7 @@ def run(study: Study, options: RunOptions | None = None) -> optuna.Study:
     if options.runner == "ray":
         from hpo.runners.ray_runner import run_ray
 
-        return run_ray(study, options)
+        return run_ray(study, options, lambda: prepare_run(study, options))
     slots = plan_workers(resolve_devices(options.devices), options.trials_per_device,
                          options.workers)
     storage_url, optuna_study, remaining = prepare_run(study, options)

@@ -10,7 +10,7 @@ trial's actor is told to stop. A trial that crashes (an exception, or its actor 
 retried up to ``max_retries`` times on the same Optuna trial (``retries`` attr).
 
 Example:
-    >>> run_ray(study, RunOptions(runner="ray", storage="hpo.journal"))    # doctest: +SKIP
+    >>> hpo.run(study, hpo.RunOptions(runner="ray", storage="hpo.journal"))  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ import os
 import socket
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import optuna
 from optuna.trial import TrialState
@@ -36,25 +37,43 @@ from hpo.runners.trials import OptunaReporter, _call_space, claim_waiting_trial
 from hpo.store.storage import open_storage
 from hpo.study.config import Study
 
-if TYPE_CHECKING:
-    from hpo.runners.optuna_runner import RunOptions
+
+class RayRunOptions(Protocol):
+    """What the Ray runner reads of ``hpo.runners.optuna_runner.RunOptions``."""
+
+    @property
+    def workers(self) -> int | None: ...
+    @property
+    def devices(self) -> str: ...
+    @property
+    def trials_per_device(self) -> int: ...
+    @property
+    def progress(self) -> bool: ...
+    @property
+    def address(self) -> str | None: ...
+    @property
+    def max_retries(self) -> int | None: ...
 
 DEFAULT_MAX_RETRIES = 2
 _POLL_SECONDS = 1.0  # how long an actor holds a poll open when it has nothing to say
 
 
-def run_ray(study: Study, options: RunOptions) -> optuna.Study:
-    """Run (or resume) the study on Ray until it holds ``study.n_trials`` finished trials."""
-    import ray
+def run_ray(study: Study, options: RayRunOptions,
+            prepare: Callable[[], tuple[str, optuna.Study, int]]) -> optuna.Study:
+    """Run (or resume) the study on Ray until it holds ``study.n_trials`` finished trials.
 
-    from hpo.runners.optuna_runner import prepare_run
+    ``prepare`` opens the storage and creates, loads or resumes the study (the Optuna
+    runner's, so both resume alike); it is called only once the cluster has been reached
+    and can give what the study asks, so a refused run leaves the storage unchanged.
+    """
+    import ray
 
     check_ray_devices(options.devices)
     started = connect(options.address)
     try:
         resources = plan_resources(options.devices, options.trials_per_device,
                                    options.workers, ray.cluster_resources())
-        storage_url, optuna_study, remaining = prepare_run(study, options)
+        storage_url, optuna_study, remaining = prepare()
         if remaining:
             _Driver(study, options, storage_url, optuna_study, resources).run(remaining)
     finally:
@@ -84,7 +103,7 @@ class _Slot:
 @dataclass
 class _Driver:
     study: Study
-    options: RunOptions
+    options: RayRunOptions
     storage_url: str
     base: optuna.Study
     resources: TrialResources
