@@ -4,7 +4,8 @@ Runs one family of ``studies/lr_schedules.py`` (TPE, median pruning, the lab net
 epochs) with the Optuna runner, then with the Ray runner, each into a fresh journal file,
 and prints per runner: wall time, trials per second, best test R², and the bookkeeping per
 trial: the time the trial slots spent not training, ``(wall x slots - training) / trials``,
-where training is the sum of the ``seconds`` each trial measured itself. Ray's start-up
+where training is the sum of the seconds each trial measured itself (the last epoch's
+``seconds`` for a pruned trial). Ray's start-up
 (a local Ray for the run) is timed apart, since a cluster is started once for many studies.
 
     .venv/bin/python benchmarks/bench_ray.py [--family cosine] [--trials 30] [--workers 2]
@@ -38,12 +39,18 @@ def measure(runner: str, family: str, trials: int, workers: int, folder: Path) -
     start = time.perf_counter()
     finished = run(study, options).trials
     wall = time.perf_counter() - start
-    training = sum(float(t.user_attrs.get("seconds") or 0.0) for t in finished)
+    training = sum(_training_seconds(t) for t in finished)
     values = [t.value for t in finished if t.value is not None]
     return {"wall": wall, "trials/s": len(finished) / wall, "best": max(values, default=math.nan),
             "training": training, "per_trial": (wall * workers - training) / len(finished),
             "epochs": sum(int(t.user_attrs.get("epochs_run") or 0) for t in finished),
             "trials": len(finished)}
+
+
+def _training_seconds(trial: optuna.trial.FrozenTrial) -> float:
+    """What the trial measured itself; a pruned trial records it only per epoch."""
+    history = trial.user_attrs.get("history") or [{}]
+    return float(trial.user_attrs.get("seconds") or history[-1].get("seconds") or 0.0)
 
 
 def main() -> None:

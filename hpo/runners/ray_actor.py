@@ -65,12 +65,12 @@ class TrialActor:
         self._changed = threading.Condition()
         self.stopping = False
 
-    def start(self, params: dict[str, Any], seed: int) -> str:
-        """Begin training; returns ``host:pid`` of this actor."""
+    def start(self, params: dict[str, Any], seed: int) -> None:
+        """Begin training; the first event names this actor (``ray_worker``: host:pid)."""
         with self._changed:
             self._events, self.stopping = [], False
+        self.push(("record", {"ray_worker": f"{socket.gethostname()}:{os.getpid()}"}))
         threading.Thread(target=self._train, args=(params, seed), daemon=True).start()
-        return f"{socket.gethostname()}:{os.getpid()}"
 
     def events(self, stop: bool, wait: float) -> list[Event]:
         """What happened since the last call, waiting up to ``wait`` seconds for something."""

@@ -171,13 +171,10 @@ class _Driver:
         return 1
 
     def _launch(self, slot: _Slot) -> None:
-        import ray
-
         running = slot.running
         assert running is not None
-        seed = self.study.seed + running.trial.number
-        ray_worker = ray.get(slot.actor.start.remote(running.params, seed))
-        running.reporter.record({"ray_worker": ray_worker})
+        # Not waited for: a new actor may take seconds to start, and the others go on.
+        slot.actor.start.remote(running.params, self.study.seed + running.trial.number)
         slot.poll = slot.actor.events.remote(False, _POLL_SECONDS)
 
     def _collect(self, slot: _Slot) -> None:
