@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
 import tempfile
-import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -121,35 +122,34 @@ def test_a_killed_driver_resumes_without_losing_or_repeating_trials(
     assert all(t.state == TrialState.FAIL for t in interrupted)
 
 
-CRASHING_SPACE = '''
-from hpo import LabData, Study
-from search_spaces import suggest_architecture, suggest_optimizer, suggest_training
-
-def space(trial):
-    params = {**suggest_architecture(trial, hidden_layers=0),
-              **suggest_optimizer(trial, optimizer="adam", weight_decay=0.0),
-              **suggest_training(trial, batch_size=64, epochs=2),
-              "scheduler": "constant", "lr": trial.suggest_float("lr", 1e-3, 1e-2)}
-    params["momentum"] = "not a number"  # the optimizer raises ValueError in the actor
-    return params
-
-STUDY = Study(name="tiny", space=space, data=LabData(n=100), n_trials=1, sampler="random",
-              pruner="none")
-'''
-
-
 @pytest.mark.slow
-def test_a_crashing_trial_is_retried_then_recorded(ray_session: str, tmp_path: Path) -> None:
-    path = tmp_path / "crash.py"
-    path.write_text(textwrap.dedent(CRASHING_SPACE))
+def test_a_trial_whose_actor_dies_is_retried_and_recorded(
+    ray_session: str, tmp_path: Path
+) -> None:
     storage = tmp_path / "s.journal"
-    with pytest.warns(UserWarning, match="crashed 2 time"):
-        run(load_from_file(path, "tiny"), RunOptions(storage=str(storage), max_retries=1,
-                                                      **RAY))
-    (trial,) = _trials(storage)
-    assert trial.state == TrialState.FAIL
-    assert trial.user_attrs["ended"] == "crashed" and trial.user_attrs["retries"] == 1
-    assert "momentum" in trial.user_attrs["message"]
+    study = load_from_file(write_study(tmp_path, n_trials=3, epochs=300), "tiny")
+    killed: list[str] = []
+
+    def kill_an_actor_mid_trial() -> None:
+        deadline = time.monotonic() + 120
+        while not killed and time.monotonic() < deadline:
+            running = [t for t in (_trials(storage) if storage.exists() else [])
+                       if t.state == TrialState.RUNNING and "ray_worker" in t.user_attrs]
+            if running:
+                killed.append(running[0].user_attrs["ray_worker"])
+                os.kill(int(killed[0].rpartition(":")[2]), signal.SIGKILL)
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_an_actor_mid_trial)
+    killer.start()
+    run(study, RunOptions(storage=str(storage), max_retries=1, **RAY))
+    killer.join()
+    trials = _trials(storage)
+    assert killed and [t.state for t in trials] == [TrialState.COMPLETE] * 3
+    (retried,) = [t for t in trials if t.user_attrs.get("retries")]
+    assert retried.user_attrs["retries"] == 1 and "actor died" in retried.user_attrs["message"]
+    assert sorted(retried.intermediate_values) == list(range(1, 301))
+    assert retried.user_attrs["ray_worker"] != killed[0]
 
 
 def test_gpus_on_a_cluster_without_them_are_refused_and_nothing_is_stored(

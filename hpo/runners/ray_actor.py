@@ -21,6 +21,7 @@ from hpo.data import prepare_folds
 from hpo.errors import HPOError
 from hpo.study.config import Study
 from hpo.train.objective import TrialDiverged, evaluate
+from search_spaces.errors import SpaceError
 
 # An event is a tuple: ("report", epoch, metrics), ("record", attrs), or
 # ("end", how, value_or_message) with how one of completed, stopped, diverged, config_error,
@@ -98,7 +99,7 @@ class TrialActor:
             return "stopped", None
         except TrialDiverged as error:
             return "diverged", str(error)
-        except HPOError as error:
+        except (HPOError, SpaceError) as error:  # a mistake in the params: no retry helps
             return "config_error", str(error)
         except Exception as error:  # any other crash: the driver retries the trial
             return "crashed", f"{type(error).__name__}: {error}"

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 import optuna
 from optuna.trial import TrialState
 
+from hpo.data import prepare_folds
 from hpo.errors import ConfigError
 from hpo.runners.asha import AshaPruner
 from hpo.runners.progress import StudyProgress
@@ -73,6 +74,7 @@ def run_ray(study: Study, options: RayRunOptions,
     try:
         resources = plan_resources(options.devices, options.trials_per_device,
                                    options.workers, ray.cluster_resources())
+        prepare_folds(**fold_settings(study))  # bad data fails here, not in every actor
         storage_url, optuna_study, remaining = prepare()
         if remaining:
             _Driver(study, options, storage_url, optuna_study, resources).run(remaining)
