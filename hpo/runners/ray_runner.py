@@ -152,8 +152,10 @@ class _Driver:
             if not busy:
                 return
             ready, _ = ray.wait(list(busy), num_returns=1)
-            self._collect(busy[ready[0]])
-            progress.refresh()
+            slot = busy[ready[0]]
+            self._collect(slot)
+            if slot.running is None:  # a trial ended: the bar reads the storage
+                progress.refresh()
 
     def _start_next(self, slot: _Slot) -> int:
         trial = (claim_waiting_trial(self.optuna_study, self.storage_url)
