@@ -186,6 +186,7 @@ def test_bad_ray_input_is_one_line_and_leaves_the_storage_alone(
     ("auto", 1, None, {"CPU": 2.0}, TrialResources(1.0, 0.0, 2)),
     ("cpu", 4, None, {"CPU": 8.0, "GPU": 2.0}, TrialResources(1.0, 0.0, 8)),
     ("auto", 1, 3, {"CPU": 8.0}, TrialResources(1.0, 0.0, 3)),
+    ("auto", 1, 5, {"CPU": 2.0}, TrialResources(1.0, 0.0, 2)),
     ("auto", 1, None, {"CPU": 16.0, "GPU": 2.0}, TrialResources(1.0, 1.0, 2)),
     ("gpu", 4, None, {"CPU": 16.0, "GPU": 1.0}, TrialResources(1.0, 0.25, 4)),
     ("auto", 4, None, {"CPU": 2.0, "GPU": 1.0}, TrialResources(0.5, 0.25, 4)),

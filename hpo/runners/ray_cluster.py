@@ -59,7 +59,8 @@ def plan_resources(devices: str, trials_per_device: int, workers: int | None,
 
     On GPUs every trial asks for ``1 / trials_per_device`` of a GPU and the matching share
     of the CPUs (always both: a GPU trial still needs a CPU to feed it). Without GPUs every
-    trial takes one CPU, and the cluster runs as many at once as it has CPUs.
+    trial takes one CPU, and the cluster runs as many at once as it has CPUs. ``workers``
+    lowers the number of trials at once, never above what the cluster holds.
 
     Raises:
         DeviceError: GPUs were asked for (``--devices gpu``) on a cluster without any.
@@ -71,13 +72,15 @@ def plan_resources(devices: str, trials_per_device: int, workers: int | None,
             "`--devices gpu` asks for GPUs, but the Ray cluster has none "
             f"({cpus:g} CPUs, 0 GPUs); use --devices auto or cpu, or add GPU nodes."
         )
+    # More trial actors than the cluster can hold would wait for resources forever.
     if devices == "cpu" or gpus < 1:
-        slots = workers or max(1, int(cpus))
-        return TrialResources(num_cpus=1.0, num_gpus=0.0, slots=slots)
+        capacity = max(1, int(cpus))
+        return TrialResources(num_cpus=1.0, num_gpus=0.0, slots=min(workers or capacity,
+                                                                    capacity))
     shares = int(gpus) * trials_per_device
     num_cpus = min(1.0, round(cpus / shares, 2)) if cpus else 0.01
     return TrialResources(num_cpus=max(num_cpus, 0.01), num_gpus=1.0 / trials_per_device,
-                          slots=workers or shares)
+                          slots=min(workers or shares, shares))
 
 
 def check_ray_devices(devices: str) -> None:
