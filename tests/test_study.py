@@ -23,7 +23,7 @@ def _space(trial: Any) -> dict[str, Any]:
         ("name", "", "non-empty `name`"),
         ("space", 3, "`space` must be a function"),
         ("sampler", "bayes", "`sampler` must be one of"),
-        ("pruner", "asha", "`pruner` must be one of"),
+        ("pruner", "bohb", "`pruner` must be one of"),
         ("score", "mean", "`score` must be one of final, best"),
         ("test_size", 1.0, "`0 < test_size < 1` must hold"),
         ("test_size", 0, "`0 < test_size < 1` must hold"),

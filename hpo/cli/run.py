@@ -14,7 +14,7 @@ from hpo.cli import COMMANDS
 from hpo.cli._args import add_storage_argument, positive_float, positive_int
 from hpo.errors import ConfigError
 from hpo.results.tables import leaderboard, trial_params
-from hpo.runners.optuna_runner import RunOptions, run
+from hpo.runners.optuna_runner import RUNNERS, RunOptions, run
 from hpo.store.storage import dashboard_command, open_storage
 from hpo.store.summary import (
     best_trial,
@@ -23,7 +23,7 @@ from hpo.store.summary import (
     failure_summary,
     state_counts,
 )
-from hpo.study.config import PRUNERS, SAMPLERS, Study
+from hpo.study.config import PRUNERS, RAY_PRUNERS, SAMPLERS, Study
 from hpo.study.file import load_studies, select_studies
 
 EPILOG = """\
@@ -44,7 +44,8 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--study-name", help="with several studies in the file: run only this "
                         "one; with one: store it under this name")
     parser.add_argument("--sampler", choices=SAMPLERS, help="override the study's sampler")
-    parser.add_argument("--pruner", choices=PRUNERS, help="override the study's pruner")
+    parser.add_argument("--pruner", choices=PRUNERS + RAY_PRUNERS,
+                        help="override the study's pruner (asha: --runner ray only)")
     parser.add_argument("--n-trials", type=positive_int, help="finished trials the study "
                         "should hold (see below)")
     parser.add_argument("--timeout", type=positive_float, help="seconds after which no new "
@@ -59,6 +60,13 @@ def add_parser(subparsers: Any) -> None:
                         "or cuda:0,cuda:1,... (default: auto)")
     parser.add_argument("--trials-per-device", type=positive_int, default=1,
                         help="trials that share one device at a time (default: 1)")
+    parser.add_argument("--runner", choices=RUNNERS, default="optuna",
+                        help="optuna: worker processes on this machine; ray: trials on Ray, "
+                        "locally or on a cluster (default: optuna)")
+    parser.add_argument("--address", help="with --runner ray: auto or ray://host:port joins "
+                        "a running Ray cluster (default: start Ray on this machine)")
+    parser.add_argument("--max-retries", type=int, help="with --runner ray: times a "
+                        "crashing trial is run again (default: 2)")
     parser.add_argument("--top", type=positive_int, default=5, help="leaderboard rows (default 5)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(handler=execute)
@@ -70,7 +78,9 @@ def execute(args: argparse.Namespace) -> int:
     studies = _chosen_studies(args)
     options = RunOptions(storage=args.storage, workers=args.workers, devices=args.devices,
                          trials_per_device=args.trials_per_device,
-                         progress=not args.no_progress, trial_timeout=args.trial_timeout)
+                         progress=not args.no_progress, trial_timeout=args.trial_timeout,
+                         runner=args.runner, address=args.address,
+                         max_retries=args.max_retries)
     finished = []
     for study in studies:
         try:

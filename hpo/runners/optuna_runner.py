@@ -58,6 +58,10 @@ class RunOptions:
         trials_per_device: trials that share one device at a time.
         progress: draw a progress bar.
         trial_timeout: seconds after which one trial is failed (reason ``timeout``).
+        runner: ``optuna`` (worker processes) or ``ray`` (see hpo.runners.ray_runner).
+        address: with ``ray``: ``auto`` or ``ray://host:port`` joins that cluster; None
+            starts a local Ray for the run.
+        max_retries: with ``ray``: times a crashing trial is run again (None: 2).
     """
 
     storage: str | None = None
@@ -66,19 +70,25 @@ class RunOptions:
     trials_per_device: int = 1
     progress: bool = True
     trial_timeout: float | None = None
+    runner: str = "optuna"
+    address: str | None = None
+    max_retries: int | None = None
+
+
+RUNNERS = ("optuna", "ray")
 
 
 def run(study: Study, options: RunOptions | None = None) -> optuna.Study:
     """Run (or resume) the study until it holds ``study.n_trials`` finished trials."""
     options = options or RunOptions()
+    _check_runner_options(study, options)
+    if options.runner == "ray":
+        from hpo.runners.ray_runner import run_ray
+
+        return run_ray(study, options, lambda: prepare_run(study, options))
     slots = plan_workers(resolve_devices(options.devices), options.trials_per_device,
                          options.workers)
-    storage_url = resolve_storage(options.storage)
-    preflight(study)  # before the storage is touched: a refused run leaves it as it was
-    optuna_study = create_or_load(study, storage_url)
-    fail_interrupted_trials(optuna_study)
-    fail_stale_trials(optuna_study)
-    remaining = _queue_work(study, optuna_study)
+    storage_url, optuna_study, remaining = prepare_run(study, options)
     if remaining == 0:
         return optuna_study
     if len(slots) > 1 and not _picklable(study):
@@ -95,6 +105,40 @@ def run(study: Study, options: RunOptions | None = None) -> optuna.Study:
     finally:
         progress.close()
     return optuna_study
+
+
+def prepare_run(study: Study, options: RunOptions) -> tuple[str, optuna.Study, int]:
+    """The storage, the study in it (resumed: dead workers' trials failed, grid points
+    queued), and how many trials this run must finish. Shared by both runners."""
+    storage_url = resolve_storage(options.storage)
+    preflight(study)  # before the storage is touched: a refused run leaves it as it was
+    optuna_study = create_or_load(study, storage_url)
+    fail_interrupted_trials(optuna_study)
+    fail_stale_trials(optuna_study)
+    return storage_url, optuna_study, _queue_work(study, optuna_study)
+
+
+def _check_runner_options(study: Study, options: RunOptions) -> None:
+    if options.runner not in RUNNERS:
+        raise ConfigError(f"`runner` must be one of {', '.join(RUNNERS)}, but got "
+                          f"{options.runner!r}.")
+    if options.max_retries is not None and (
+            not isinstance(options.max_retries, int) or options.max_retries < 0):
+        raise ConfigError(f"`--max-retries` must be an integer >= 0, but got "
+                          f"{options.max_retries!r}.")
+    if options.runner == "ray":
+        if options.trial_timeout is not None:
+            raise ConfigError("`--trial-timeout` is supported by the optuna runner only, but "
+                              "got it with --runner ray; drop it or use --runner optuna.")
+        return
+    ray_only = [flag for flag, value in (("--address", options.address),
+                                          ("--max-retries", options.max_retries),
+                                          ("--pruner asha", study.pruner == "asha" or None))
+                if value is not None]
+    if ray_only:
+        raise ConfigError(f"{', '.join(ray_only)} only apply with --runner ray; add "
+                          "--runner ray, or drop them (the Optuna runner's sha pruner is "
+                          "asynchronous successive halving too).")
 
 
 def _picklable(study: Study) -> bool:

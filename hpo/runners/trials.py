@@ -119,7 +119,8 @@ def run_trial(study: Study, optuna_study: optuna.Study, trial: optuna.Trial,
     (Ctrl-C, SIGTERM) fails it, queues it again with the same params, and is re-raised.
     """
     reporter = OptunaReporter(trial)
-    reporter.record({"worker": f"{socket.gethostname()}:{os.getpid()}", "source": "search"})
+    reporter.record({"worker": f"{socket.gethostname()}:{os.getpid()}", "source": "search",
+                     "runner": "optuna"})
     try:
         with time_limit(timeout):
             params = _call_space(study, trial)

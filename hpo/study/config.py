@@ -30,6 +30,8 @@ SpaceFn = Callable[["optuna.Trial"], dict[str, Any]]
 
 SAMPLERS = ("grid", "random", "tpe", "gp", "cmaes", "qmc")
 PRUNERS = ("none", "median", "percentile", "sha", "hyperband")
+# Pruners only the Ray runner offers (Ray Tune's ASHAScheduler).
+RAY_PRUNERS = ("asha",)
 SCORES = ("final", "best")
 
 
@@ -45,7 +47,7 @@ class Study:
         cv_folds: score by k-fold cross-validation instead of one split (None: one split).
         standardize: scale features to zero mean and unit variance, fitted on training rows.
         score: ``"final"`` scores the last epoch's test R², ``"best"`` the best epoch's.
-        sampler, pruner: names from SAMPLERS and PRUNERS.
+        sampler, pruner: names from SAMPLERS and PRUNERS (or RAY_PRUNERS, Ray runner only).
         n_trials: the number of finished trials the study should hold (see ``hpo run --help``).
         timeout: seconds after which no new trial starts (None: no limit).
         seed: seeds the sampler, the data split and every trial (trial seed = seed + number).
@@ -78,7 +80,7 @@ class Study:
                 f"a params dict, but got {type(self.space).__name__}."
             )
         _check_choice(self.name, "sampler", self.sampler, SAMPLERS)
-        _check_choice(self.name, "pruner", self.pruner, PRUNERS)
+        _check_choice(self.name, "pruner", self.pruner, PRUNERS + RAY_PRUNERS)
         _check_choice(self.name, "score", self.score, SCORES)
         _check_numbers(self)
         _check_grid(self)
