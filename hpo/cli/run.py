@@ -13,7 +13,7 @@ from hpo.cli import COMMANDS
 from hpo.cli._args import add_storage_argument, positive_float, positive_int
 from hpo.errors import ConfigError
 from hpo.results.tables import leaderboard, trial_params
-from hpo.runners.optuna_runner import RunOptions, run
+from hpo.runners.optuna_runner import MODES, RunOptions, run
 from hpo.store.storage import dashboard_command
 from hpo.store.summary import best_trial, best_value, counts_text, state_counts
 from hpo.study.config import PRUNERS, SAMPLERS, Study
@@ -50,6 +50,12 @@ def add_parser(subparsers: Any) -> None:
                         "or cuda:0,cuda:1,... (default: auto)")
     parser.add_argument("--trials-per-device", type=positive_int, default=1,
                         help="trials that share one device at a time (default: 1)")
+    parser.add_argument("--mode", choices=MODES, default="auto",
+                        help="auto: train trials of one network shape, batch size and epochs "
+                        "together as one batched population, others one at a time; "
+                        "population: batch all; single: one at a time (default: auto)")
+    parser.add_argument("--population-size", type=positive_int, default=64,
+                        help="trials asked and trained at once per worker (default: 64)")
     parser.add_argument("--top", type=positive_int, default=5, help="leaderboard rows (default 5)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(handler=execute)
@@ -59,7 +65,8 @@ def execute(args: argparse.Namespace) -> int:
     studies = _chosen_studies(args)
     options = RunOptions(storage=args.storage, workers=args.workers, devices=args.devices,
                          trials_per_device=args.trials_per_device,
-                         progress=not args.no_progress)
+                         progress=not args.no_progress, mode=args.mode,
+                         population_size=args.population_size)
     finished = []
     for study in studies:
         optuna_study = run(study, options)

@@ -31,6 +31,7 @@ from optuna.trial import TrialState
 from hpo.data import prepare_folds
 from hpo.errors import ConfigError, HPOError
 from hpo.runners.devices import WorkerSlot, plan_workers, resolve_devices
+from hpo.runners.population import run_batch
 from hpo.runners.progress import StudyProgress
 from hpo.runners.samplers import make_pruner, make_sampler
 from hpo.runners.trials import claim_waiting_trial, fail_interrupted_trials, run_trial
@@ -40,6 +41,7 @@ from hpo.store.summary import finished_count
 from hpo.study.config import Study
 
 _EXIT_USER_ERROR = 2
+MODES = ("auto", "population", "single")
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,11 @@ class RunOptions:
         devices: ``auto`` (every GPU, else the CPU), ``cpu``, or ``cuda:0,cuda:1,…``.
         trials_per_device: trials that share one device at a time.
         progress: draw a progress bar.
+        mode: ``auto`` trains trials that share a network shape, batch size and epochs as
+            one batched population (``hpo.runners.population``) and the others one at a
+            time; ``population`` batches every trial (a group of one too); ``single`` trains
+            one trial at a time.
+        population_size: trials asked at once per worker in ``auto``/``population`` mode.
     """
 
     storage: str | None = None
@@ -60,6 +67,17 @@ class RunOptions:
     devices: str = "auto"
     trials_per_device: int = 1
     progress: bool = True
+    mode: str = "auto"
+    population_size: int = 64
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ConfigError(f"`mode` must be one of {', '.join(MODES)}, but got "
+                              f"{self.mode!r}; pass e.g. mode='auto'.")
+        if isinstance(self.population_size, bool) or not isinstance(
+                self.population_size, int) or self.population_size < 1:
+            raise ConfigError(f"`population_size >= 1` must hold, but got "
+                              f"population_size={self.population_size!r}.")
 
 
 def run(study: Study, options: RunOptions | None = None) -> optuna.Study:
@@ -76,7 +94,8 @@ def run(study: Study, options: RunOptions | None = None) -> optuna.Study:
     if len(slots) > 1 and not _picklable(study):
         slots = _one_worker_for_unpicklable(study, slots, asked=options.workers is not None)
     plan = _WorkPlan(study, storage_url, parallel=len(slots) > 1,
-                     seed_offset=len(optuna_study.get_trials(deepcopy=False)))
+                     seed_offset=len(optuna_study.get_trials(deepcopy=False)),
+                     mode=options.mode, population_size=options.population_size)
     progress = StudyProgress(optuna_study, remaining, enabled=options.progress)
     try:
         if len(slots) == 1:
@@ -166,6 +185,8 @@ class _WorkPlan:
     parallel: bool
     # Trials already in the storage when the run began: resumed runs draw fresh points.
     seed_offset: int
+    mode: str = "auto"
+    population_size: int = 64
 
 
 def _work_in_processes(
@@ -239,13 +260,18 @@ def _run_trials(plan: _WorkPlan, slot: WorkerSlot, index: int, quota: int, progr
     folds = prepare_folds(study.data, test_size=study.test_size, cv_folds=study.cv_folds,
                           standardize=study.standardize, seed=study.seed)
     deadline = time.monotonic() + (study.timeout or math.inf)
-    for _ in range(quota):
-        if time.monotonic() > deadline or not keep_going():
+    batch = 1 if plan.mode == "single" else plan.population_size
+    done = 0
+    while done < quota and time.monotonic() <= deadline and keep_going():
+        trials = _next_trials(plan, optuna_study, min(batch, quota - done))
+        if not trials:
             break
-        trial = _next_trial(plan, optuna_study)
-        if trial is None:
-            break
-        run_trial(study, optuna_study, trial, folds, slot.device)
+        if plan.mode == "single":
+            run_trial(study, optuna_study, trials[0], folds, slot.device)
+        else:
+            run_batch(study, optuna_study, trials, folds, slot.device,
+                      force=plan.mode == "population")
+        done += len(trials)
         if progress is not None:
             progress()
 
@@ -257,6 +283,16 @@ def _sampler_for(plan: _WorkPlan, index: int) -> optuna.samplers.BaseSampler:
     shared = study.sampler == "qmc"
     seed = study.seed if shared else study.seed + 1000 * index + plan.seed_offset
     return make_sampler(study.sampler, seed=seed, parallel=plan.parallel)
+
+
+def _next_trials(plan: _WorkPlan, optuna_study: optuna.Study, count: int) -> list[optuna.Trial]:
+    trials = []
+    for _ in range(count):
+        trial = _next_trial(plan, optuna_study)
+        if trial is None:
+            break
+        trials.append(trial)
+    return trials
 
 
 def _next_trial(plan: _WorkPlan, optuna_study: optuna.Study) -> optuna.Trial | None:

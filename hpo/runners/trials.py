@@ -100,7 +100,7 @@ def run_trial(study: Study, optuna_study: optuna.Study, trial: optuna.Trial,
     reporter = OptunaReporter(trial)
     reporter.record({"worker": f"{socket.gethostname()}:{os.getpid()}", "source": "search"})
     try:
-        params = _call_space(study, trial)
+        params = call_space(study, trial)
         value = evaluate(params, folds, reporter, seed=study.seed + trial.number,
                          device=device, score=study.score)
     except optuna.TrialPruned:
@@ -114,7 +114,8 @@ def run_trial(study: Study, optuna_study: optuna.Study, trial: optuna.Trial,
         optuna_study.tell(trial, value)
 
 
-def _call_space(study: Study, trial: optuna.Trial) -> dict[str, Any]:
+def call_space(study: Study, trial: optuna.Trial) -> dict[str, Any]:
+    """The params the study's space gives ``trial``; a mistake in the space is a ConfigError."""
     try:
         params = study.space(trial)
     except HPOError:
