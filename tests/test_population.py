@@ -46,7 +46,8 @@ def _assert_same_curves(params: list[dict[str, Any]], fold: Fold, r2_tolerance: 
         assert [row["lr"] for row in member.rows] == pytest.approx(list(history["lr"]),
                                                                    rel=1e-12)
         batched = [row["test_r2"] for row in member.rows]
-        assert batched == pytest.approx(list(history["test_r2"]), rel=1e-4, abs=r2_tolerance), config
+        expected = list(history["test_r2"])
+        assert batched == pytest.approx(expected, rel=1e-4, abs=r2_tolerance), config
 
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -123,7 +124,7 @@ def test_the_runner_prunes_and_records_each_trial(tmp_path: Path) -> None:
                                        n_trials=24, epochs=10, lr_low=1e-5, lr_high=0.3),
                            "tiny")
     trials = run(study, RunOptions(storage=str(tmp_path / "s.journal"), workers=1,
-                                   progress=False, population_size=8)).trials
+                                   progress=False, population_size=8)).trials  # batches of 8, 8, 8
     assert len(trials) == 24
     pruned = [t for t in trials if t.state == TrialState.PRUNED]
     assert pruned, "a wide lr range gives the median pruner something to cut"

@@ -42,6 +42,7 @@ from hpo.study.config import Study
 
 _EXIT_USER_ERROR = 2
 MODES = ("auto", "population", "single")
+_FIRST_BATCH = 8
 
 
 @dataclass(frozen=True)
@@ -260,17 +261,16 @@ def _run_trials(plan: _WorkPlan, slot: WorkerSlot, index: int, quota: int, progr
     folds = prepare_folds(study.data, test_size=study.test_size, cv_folds=study.cv_folds,
                           standardize=study.standardize, seed=study.seed)
     deadline = time.monotonic() + (study.timeout or math.inf)
-    batch = 1 if plan.mode == "single" else plan.population_size
     done = 0
     while done < quota and time.monotonic() <= deadline and keep_going():
-        trials = _next_trials(plan, optuna_study, min(batch, quota - done))
+        trials = _next_trials(plan, optuna_study, min(_batch_size(plan, done), quota - done))
         if not trials:
             break
         if plan.mode == "single":
             run_trial(study, optuna_study, trials[0], folds, slot.device)
         else:
             run_batch(study, optuna_study, trials, folds, slot.device,
-                      force=plan.mode == "population")
+                      force=plan.mode == "population", keep_going=keep_going)
         done += len(trials)
         if progress is not None:
             progress()
@@ -283,6 +283,17 @@ def _sampler_for(plan: _WorkPlan, index: int) -> optuna.samplers.BaseSampler:
     shared = study.sampler == "qmc"
     seed = study.seed if shared else study.seed + 1000 * index + plan.seed_offset
     return make_sampler(study.sampler, seed=seed, parallel=plan.parallel)
+
+
+def _batch_size(plan: _WorkPlan, done: int) -> int:
+    """Trials to ask at once: batches double from 8 up to the population size.
+
+    A pruner compares a trial with finished trials only, and the sampler learns only from
+    them, so the first batches stay small: the next batch already has finished ones to use.
+    """
+    if plan.mode == "single":
+        return 1
+    return min(plan.population_size, max(done, _FIRST_BATCH))
 
 
 def _next_trials(plan: _WorkPlan, optuna_study: optuna.Study, count: int) -> list[optuna.Trial]:

@@ -1,5 +1,9 @@
 """Trials trained many at a time: ask Optuna for a batch, group, train each group as one.
 
+Batches double from 8 trials up to ``RunOptions.population_size`` (the runner decides):
+Optuna's pruners compare a trial only with finished ones, so trials of one batch never
+prune each other; the first batch's finished trials are what the next batch is pruned by.
+
 Each batch of asked trials is grouped by `hpo.train.batched.group_key` (layer shapes,
 activation, batch norm, batch size, epochs); a group of two or more trains as one population,
 a trial alone in its group (or every trial, in ``single`` mode) runs one at a time as before.
@@ -16,7 +20,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import optuna
@@ -31,8 +35,13 @@ from hpo.train.objective import REPORTED
 
 
 def run_batch(study: Study, optuna_study: optuna.Study, trials: Sequence[optuna.Trial],
-              folds: list[Fold], device: str, *, force: bool = False) -> None:
-    """Run ``trials`` (already asked): groups of two or more together, the rest alone."""
+              folds: list[Fold], device: str, *, force: bool = False,
+              keep_going: Callable[[], bool] = lambda: True) -> None:
+    """Run ``trials`` (already asked): groups of two or more together, the rest alone.
+
+    ``keep_going`` is asked every epoch: when it turns False (the worker was orphaned) the
+    population stops and its open trials are failed as ``interrupted``.
+    """
     entries = [_Entry(optuna_study, trial) for trial in trials]
     try:
         for entry in entries:
@@ -48,8 +57,10 @@ def run_batch(study: Study, optuna_study: optuna.Study, trials: Sequence[optuna.
     for group in groups.values():
         if len(group) == 1 and not force:
             run_trial(study, optuna_study, group[0].trial, folds, device)
+        elif keep_going():
+            _run_group(study, group, folds, device, keep_going)
         else:
-            _run_group(study, group, folds, device)
+            _interrupt(group)
 
 
 class _Entry:
@@ -67,13 +78,20 @@ class _Entry:
             self.open = False
 
 
-def _run_group(study: Study, group: list[_Entry], folds: list[Fold], device: str) -> None:
+class _Interrupted(Exception):
+    """The worker must stop now (its parent died): end the population where it is."""
+
+
+def _run_group(study: Study, group: list[_Entry], folds: list[Fold], device: str,
+               keep_going: Callable[[], bool]) -> None:
     try:
         _start(study, group, device)
         if len(folds) == 1:
-            _train_split(study, group, folds[0], device)
+            _train_split(study, group, folds[0], device, keep_going)
         else:
-            _train_folds(study, group, folds, device)
+            _train_folds(study, group, folds, device, keep_going)
+    except _Interrupted:
+        _interrupt(group)
     finally:
         for entry in group:  # an interrupt or a bug: no trial is left RUNNING
             entry.tell(state=TrialState.FAIL)
@@ -89,8 +107,18 @@ def _start(study: Study, group: list[_Entry], device: str) -> None:
             "population": len(group)})
 
 
-def _train_split(study: Study, group: list[_Entry], fold: Fold, device: str) -> None:
+def _interrupt(group: list[_Entry]) -> None:
+    for entry in group:
+        if entry.open:
+            entry.reporter.record({"ended": "interrupted"})
+            entry.tell(state=TrialState.FAIL)
+
+
+def _train_split(study: Study, group: list[_Entry], fold: Fold, device: str,
+                 keep_going: Callable[[], bool]) -> None:
     def report(epoch: int, rows: Mapping[int, dict[str, float]]) -> set[int]:
+        if not keep_going():
+            raise _Interrupted
         pruned = set()
         for index, row in rows.items():
             try:
@@ -119,10 +147,13 @@ def _finish(study: Study, entry: _Entry, member: Member) -> None:
     entry.tell(scored["test_r2"])
 
 
-def _train_folds(study: Study, group: list[_Entry], folds: list[Fold], device: str) -> None:
+def _train_folds(study: Study, group: list[_Entry], folds: list[Fold], device: str,
+                 keep_going: Callable[[], bool]) -> None:
     rows: dict[int, list[dict[str, Any]]] = {i: [] for i in range(len(group))}
     alive, members = list(range(len(group))), {}
     for number, fold in enumerate(folds, start=1):
+        if not keep_going():
+            raise _Interrupted
         trained = train_population([group[i].params for i in alive], fold,
                                    [s + number for s in _seeds(study, [group[i] for i in alive])],
                                    device=device)

@@ -96,7 +96,10 @@ def train_population(
     Each epoch is the one-at-a-time loop's: train on every batch, score the training
     predictions, test in eval mode, step each schedule (plateau with its test loss), then
     ``callback``. A model whose loss turns non-finite stops alone (``stopped="diverged"``).
+    Weights and data order equal the one-at-a-time path's; dropout masks do not (they are
+    drawn for the whole population at once).
     """
+    torch.manual_seed(seeds[0])  # dropout masks: the same population draws the same masks
     population = _Population(params, fold, seeds, torch.device(device))
     epochs = int(params[0]["epochs"])
     for epoch in range(1, epochs + 1):
