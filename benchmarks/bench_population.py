@@ -71,7 +71,7 @@ def _cpu() -> float:
 
 def hpo_run(study: Study, workers: int = 1, mode: str = "auto") -> tuple[float, Any]:
     folder = tempfile.mkdtemp()
-    options = RunOptions(storage=f"{folder}/b.journal", workers=workers, progress=False,
+    options = RunOptions(storage=f"{folder}/b.journal", workers=workers or None, progress=False,
                          mode=mode)
     return timed(lambda: hpo.run(study, options))
 
@@ -121,11 +121,11 @@ def student_objective(family: str, fold: Any) -> Callable[[optuna.Trial], float]
     return objective
 
 
-def student_search(family: str, fold: Any, n_trials: int) -> tuple[float, float]:
+def student_search(family: str, fold: Any, n_trials: int) -> tuple[float, float, int]:
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=0),
                                 pruner=optuna.pruners.MedianPruner())
     seconds, _ = timed(lambda: study.optimize(student_objective(family, fold), n_trials))
-    return seconds, study.best_value
+    return seconds, study.best_value, sum(len(t.intermediate_values) for t in study.trials)
 
 
 def homework(args: argparse.Namespace) -> None:
@@ -134,20 +134,23 @@ def homework(args: argparse.Namespace) -> None:
           f"/family, hpo workers {args.workers}")
     totals = {"base": [0.0, 0], "hpo": [0.0, 0]}
     for family in args.families.split(","):
-        base_s, base_r2 = student_search(family, fold, args.baseline_trials)
+        base_s, base_r2, base_epochs = student_search(family, fold, args.baseline_trials)
         base_cpu = CPU["last"]
         study = Study(name=f"lr-{family}", space=homework_space(family), data=LabData(n=1000),
                       sampler="tpe", pruner="median", n_trials=args.trials, seed=0)
         hpo_s, result = hpo_run(study, workers=args.workers, mode=args.mode)
         hpo_cpu = CPU["last"]
         work = sum(t.user_attrs.get("seconds", 0.0) for t in result.trials)
+        epochs = sum(t.user_attrs.get("epochs_run", 0) for t in result.trials)
         totals["base"][0] += base_s
         totals["base"][1] += args.baseline_trials
         totals["hpo"][0] += hpo_s
         totals["hpo"][1] += args.trials
+        speedup = args.trials / hpo_s / (args.baseline_trials / base_s)
         print(f"  {family:12s} baseline {args.baseline_trials / base_s:6.2f} trials/s best R² "
               f"{base_r2:.4f} | hpo {args.trials / hpo_s:6.2f} trials/s best R² "
-              f"{result.best_value:.4f} | speed-up {args.trials / hpo_s * base_s / args.baseline_trials:5.1f}x"
+              f"{result.best_value:.4f} | speed-up {speedup:5.1f}x"
+              f" | epochs/s {base_epochs / base_s:.0f} vs {epochs / hpo_s:.0f}"
               f" | CPU s/trial {base_cpu / args.baseline_trials:.3f} vs {hpo_cpu / args.trials:.3f}"
               f" ({base_cpu / args.baseline_trials / (hpo_cpu / args.trials):.1f}x)"
               f" | tax {hpo_s / work - 1:+.1%} (wall {hpo_s:.1f} s, training {work:.1f} s)")
@@ -158,8 +161,8 @@ def homework(args: argparse.Namespace) -> None:
 
 
 def grid(args: argparse.Namespace) -> None:
-    from skorch import NeuralNetRegressor
     from sklearn.model_selection import GridSearchCV
+    from skorch import NeuralNetRegressor
 
     data = Mtcars(features=("wt",), target="mpg").load()
     x, y = data.x.astype(np.float32), data.y.astype(np.float32)
@@ -282,7 +285,8 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=100, help="hpo trials per study")
     parser.add_argument("--baseline-trials", type=int, default=10,
                         help="hand-written baseline trials per family (it is slow)")
-    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=0,
+                        help="hpo worker processes; 0: hpo's default (one 1-thread worker per core)")
     parser.add_argument("--families", default=",".join(FAMILIES))
     parser.add_argument("--mode", default="auto", choices=("auto", "population", "single"))
     parser.add_argument("--repeats", type=int, default=3)

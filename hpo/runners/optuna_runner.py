@@ -198,7 +198,7 @@ def _work_in_processes(
     quotas = [remaining // len(slots) + (i < remaining % len(slots)) for i in range(len(slots))]
     if plan.study.sampler == "grid":
         quotas = [remaining] * len(slots)
-    workers = [context.Process(target=_worker_main, args=(plan, slot, i, quota),
+    workers = [context.Process(target=_worker_main, args=(plan, slot, i, quota, os.getpid()),
                                name=f"hpo-worker-{i}")
                for i, (slot, quota) in enumerate(zip(slots, quotas, strict=True)) if quota]
     for worker in workers:
@@ -226,10 +226,12 @@ def _wait_for(workers: list[Any], progress: StudyProgress) -> None:
     progress.refresh()
 
 
-def _worker_main(plan: _WorkPlan, slot: WorkerSlot, index: int, quota: int) -> None:
+def _worker_main(plan: _WorkPlan, slot: WorkerSlot, index: int, quota: int,
+                 parent: int) -> None:
     """Entry point of a worker process: a user's mistake becomes one line and exit code 2."""
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    parent = os.getppid()
+    # The parent's pid comes from the parent: one killed before this worker got here
+    # would otherwise be mistaken for the process that adopted it.
     try:
         # A parent killed outright (SIGKILL) cannot stop its workers: each notices it was
         # orphaned and stops after telling the storage how its current trial ended.
