@@ -286,7 +286,7 @@ def main() -> None:
     parser.add_argument("--baseline-trials", type=int, default=10,
                         help="hand-written baseline trials per family (it is slow)")
     parser.add_argument("--workers", type=int, default=0,
-                        help="hpo worker processes; 0: hpo's default (one 1-thread worker per core)")
+                        help="hpo worker processes; 0: hpo's default (a 1-thread one per core)")
     parser.add_argument("--families", default=",".join(FAMILIES))
     parser.add_argument("--mode", default="auto", choices=("auto", "population", "single"))
     parser.add_argument("--repeats", type=int, default=3)
