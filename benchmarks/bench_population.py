@@ -41,8 +41,14 @@ from hpo import CsvData, LabData, Mtcars, RunOptions, Study
 from hpo.data import prepare_folds
 from hpo.train.batched import train_population
 from hpo.train.objective import train_params
-from search_spaces import build_scheduler
-from studies.cars_grid import space as cars_space
+from search_spaces import (
+    Choice,
+    build_scheduler,
+    suggest_architecture,
+    suggest_optimizer,
+    suggest_scheduler,
+    suggest_training,
+)
 from studies.csv_template import space as csv_space
 from studies.lr_schedules import FAMILIES, homework_space
 
@@ -160,6 +166,18 @@ def homework(args: argparse.Namespace) -> None:
           f"{hpo_rate / base_rate:.1f}x")
 
 
+def grid_space(trial: optuna.Trial) -> dict[str, Any]:
+    """The course's grid: linear regression, full-batch SGD, lr x epochs."""
+    return {
+        **suggest_architecture(trial, hidden_layers=0),
+        **suggest_optimizer(trial, optimizer="sgd", weight_decay=0.0, momentum=0.0,
+                            nesterov=False),
+        **suggest_training(trial, batch_size="full", epochs=Choice([10, 200, 500])),
+        **suggest_scheduler(trial, families="constant",
+                            overrides={"constant": {"lr": Choice([0.02, 0.05, 0.08])}}),
+    }
+
+
 def grid(args: argparse.Namespace) -> None:
     from sklearn.model_selection import GridSearchCV
     from skorch import NeuralNetRegressor
@@ -172,7 +190,7 @@ def grid(args: argparse.Namespace) -> None:
                                  optimizer=torch.optim.SGD, train_split=None, verbose=0)
         search = GridSearchCV(net, {"lr": lrs, "max_epochs": epochs}, cv=3, scoring="r2")
         sk_s, _ = timed(lambda search=search: search.fit(x, y))
-        study = Study(name="grid", space=cars_space, data=Mtcars(features=("wt",),
+        study = Study(name="grid", space=grid_space, data=Mtcars(features=("wt",),
                       target="mpg"), cv_folds=3, sampler="grid", pruner="none",
                       grid={"lr": lrs, "epochs": epochs}, seed=0)
         hpo_s, result = hpo_run(study, workers=args.workers, mode=args.mode)

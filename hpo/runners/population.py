@@ -5,8 +5,10 @@ Optuna's pruners compare a trial only with finished ones, so trials of one batch
 prune each other; the first batch's finished trials are what the next batch is pruned by.
 
 Each batch of asked trials is grouped by `hpo.train.batched.group_key` (layer shapes,
-activation, batch norm, batch size, epochs); a group of two or more trains as one population,
-a trial alone in its group (or every trial, in ``single`` mode) runs one at a time as before.
+activation, batch norm, batch size, epochs); a group of two or more trains as one population.
+A trial alone in its group, or with batch norm (`hpo.train.batched.batches_exactly`: its
+batched R² would not match a retrain, which ``hpo export`` checks), runs one at a time as
+before, unless ``force`` (``--mode population``).
 Every epoch each model's test R² goes to its own trial through its own `OptunaReporter`, so
 pruners act per trial; a pruned model leaves the batch and its trial is told PRUNED at that
 epoch; a model whose loss turns non-finite is told FAIL (``ended=diverged``) alone. Each trial
@@ -30,7 +32,7 @@ from optuna.trial import TrialState
 from hpo.data import Fold
 from hpo.runners.trials import OptunaReporter, call_space, run_trial
 from hpo.study.config import Study
-from hpo.train.batched import Member, group_key, train_population
+from hpo.train.batched import Member, batches_exactly, group_key, train_population
 from hpo.train.objective import REPORTED
 
 
@@ -55,8 +57,12 @@ def run_batch(study: Study, optuna_study: optuna.Study, trials: Sequence[optuna.
     for entry in entries:
         groups.setdefault(group_key(entry.params, in_features), []).append(entry)
     for group in groups.values():
-        if len(group) == 1 and not force:
-            run_trial(study, optuna_study, group[0].trial, folds, device)
+        if not force and (len(group) == 1 or not batches_exactly(group[0].params)):
+            for entry in group:  # an orphaned worker stops here too
+                if keep_going():
+                    run_trial(study, optuna_study, entry.trial, folds, device)
+                else:
+                    _interrupt([entry])
         elif keep_going():
             _run_group(study, group, folds, device, keep_going)
         else:
@@ -86,6 +92,8 @@ def _run_group(study: Study, group: list[_Entry], folds: list[Fold], device: str
                keep_going: Callable[[], bool]) -> None:
     try:
         _start(study, group, device)
+        if not keep_going():
+            raise _Interrupted
         if len(folds) == 1:
             _train_split(study, group, folds[0], device, keep_going)
         else:

@@ -72,6 +72,16 @@ def group_key(params: Mapping[str, Any], in_features: int) -> tuple[Any, ...]:
             str(params["batch_size"]), int(params["epochs"]))
 
 
+def batches_exactly(params: Mapping[str, Any]) -> bool:
+    """Whether a population reproduces this model's one-at-a-time R² to about 1e-7.
+
+    Not with batch norm: the bias before it has a zero true gradient, so its updates are
+    rounding noise (blown up to whole steps by Adam-like optimizers), and batched float32
+    rounding differs from one model's; measured 1e-5 (SGD) to 1e-2 (Adam) in R².
+    """
+    return not (int(params["hidden_layers"]) > 0 and bool(params.get("batch_norm")))
+
+
 def population_spec(params: Mapping[str, Any], in_features: int) -> ModelSpec:
     """The network of ``params`` (as `hpo.train.objective.model_spec` reads it)."""
     layers = int(params["hidden_layers"])
