@@ -56,17 +56,28 @@ def run_batch(study: Study, optuna_study: optuna.Study, trials: Sequence[optuna.
     in_features = folds[0].train.x.shape[1]
     for entry in entries:
         groups.setdefault(group_key(entry.params, in_features), []).append(entry)
-    for group in groups.values():
-        if not force and (len(group) == 1 or not batches_exactly(group[0].params)):
-            for entry in group:  # an orphaned worker stops here too
-                if keep_going():
-                    run_trial(study, optuna_study, entry.trial, folds, device)
-                else:
-                    _interrupt([entry])
-        elif keep_going():
-            _run_group(study, group, folds, device, keep_going)
-        else:
-            _interrupt(group)
+    try:
+        for group in groups.values():
+            _run_one_group(study, optuna_study, group, folds, device, force, keep_going)
+    except BaseException:  # Ctrl-C or a bug: the batch's other trials are not left RUNNING
+        _interrupt(entries)
+        raise
+
+
+def _run_one_group(study: Study, optuna_study: optuna.Study, group: list[_Entry],
+                   folds: list[Fold], device: str, force: bool,
+                   keep_going: Callable[[], bool]) -> None:
+    if not force and (len(group) == 1 or not batches_exactly(group[0].params)):
+        for entry in group:  # an orphaned worker stops here too
+            if keep_going():
+                entry.open = False  # run_trial tells the storage how it ended
+                run_trial(study, optuna_study, entry.trial, folds, device)
+            else:
+                _interrupt([entry])
+    elif keep_going():
+        _run_group(study, group, folds, device, keep_going)
+    else:
+        _interrupt(group)
 
 
 class _Entry:
