@@ -49,16 +49,16 @@ def prepare_folds(
     cv_folds: int | None = None,
     standardize: bool = False,
     seed: int = 0,
-    validation_size: float = 0.0,
+    validation_size: float = 0.2,
 ) -> list[Fold]:
     """The folds trials are trained and scored on; the held-out test rows are never in them."""
-    searched = _searched_rows(source.load(), test_size, seed)
+    data = source.load()
     if cv_folds:
-        pairs = kfold_splits(searched, cv_folds, seed)
-    elif validation_size and test_size:
-        pairs = [train_test_split(searched, validation_size, seed)]
+        pairs = kfold_splits(_searched_rows(data, test_size, seed), cv_folds, seed)
+    elif validation_size:
+        pairs = [train_test_split(_searched_rows(data, test_size, seed), validation_size, seed)]
     else:  # the lab's setting: trials are scored on the test part itself
-        pairs = [train_test_split(searched, test_size, seed)]
+        pairs = [train_test_split(data, test_size, seed)]
     return [_fold(train_part, scored_part, standardize) for train_part, scored_part in pairs]
 
 
