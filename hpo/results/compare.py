@@ -284,8 +284,8 @@ def _difference(row: Any) -> str:
     if _missing(row.diff):
         return "-"
     if _missing(row.ci_low):
-        return f"{row.diff:+.4f}"
-    return f"{row.diff:+.4f} ({row.ci_low:+.4f} to {row.ci_high:+.4f})"
+        return f"{row.diff:+.5f}"
+    return f"{row.diff:+.5f} ({row.ci_low:+.5f} to {row.ci_high:+.5f})"
 
 
 def _test_rows(tested: pd.DataFrame | None) -> list[list[Any]]:

@@ -68,8 +68,8 @@ def verdict_sentence(diff: float, low: float, high: float) -> str:
     if high < 0:
         return (f"the best hand-picked config beats the search's best by {-diff:.4f} R², "
                 f"{ci} {-high:.4f} to {-low:.4f}")
-    return (f"no difference the seeds can resolve ({diff:+.4f} R², {ci} {low:+.4f} to "
-            f"{high:+.4f})")
+    return (f"no difference the seeds can resolve ({diff:+.5f} R², {ci} {low:+.5f} to "
+            f"{high:+.5f})")
 
 
 def score_candidates(candidates: Sequence[Candidate], record: Mapping[str, Any],

@@ -33,7 +33,7 @@ from hpo.runners.devices import WorkerSlot, plan_workers, resolve_devices
 from hpo.runners.progress import StudyProgress
 from hpo.runners.samplers import make_pruner, make_sampler
 from hpo.runners.trials import claim_waiting_trial, fail_interrupted_trials, run_trial
-from hpo.store.record import RECORD_ATTR, folds_from_record, study_record
+from hpo.store.record import RECORD_ATTR, folds_from_record, score_label, study_record
 from hpo.store.storage import open_storage, resolve_storage
 from hpo.store.summary import finished_count
 from hpo.study.config import Study
@@ -121,6 +121,9 @@ def create_or_load(study: Study, storage_url: str) -> optuna.Study:
     if optuna_study.user_attrs.get(RECORD_ATTR) != record:
         _check_same_data(study, optuna_study)
         optuna_study.set_user_attr(RECORD_ATTR, record)
+        with warnings.catch_warnings():  # experimental in Optuna; the dashboard shows it
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna_study.set_metric_names([score_label(record)])
     return optuna_study
 
 
