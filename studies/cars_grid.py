@@ -4,10 +4,13 @@ As the course did with skorch's GridSearchCV: SGD on a linear model, every combi
 learning rate and epochs (10, 200, 500), scored by R² with 3-fold cross-validation, then
 the best score and params. Least squares gives slope -5.3445, intercept 37.2851 (R² 0.7528
 on all rows); too large a learning rate diverges (the course saw it at 0.1), which the
-study records as a failed trial and goes on.
+study records as a failed trial and goes on. Like GridSearchCV, it cross-validates every
+row (``test_size=0``: 32 rows leave little to hold out) and ``hpo export`` refits the best
+params on all 32 rows.
 
     hpo run studies/cars_grid.py
     hpo run studies/cars_grid.py --workers 2        # each grid point still runs once
+    hpo export cars-grid --out cars.pt              # refit on all rows (best_estimator_)
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ STUDY = Study(
     space=space,
     data=Mtcars(features=("wt",), target="mpg"),
     cv_folds=3,
+    test_size=0,  # cross-validate every row, as GridSearchCV(cv=3) did in the course
     sampler="grid",
     pruner="none",
     grid={"lr": LEARNING_RATES, "epochs": EPOCHS},

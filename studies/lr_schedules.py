@@ -3,7 +3,10 @@
 The lab's data (1,000 points, 0.7/0.3 split) and network (1→20→20→1, tanh, Adam, batch 64,
 50 epochs); one study per schedule family (exponential, step drop, cosine annealing),
 each searching the learning rate and the schedule's own parameters with TPE, pruning
-trials whose test R² falls behind the median of earlier trials at the same epoch.
+trials whose validation R² falls behind the median of earlier trials at the same epoch.
+Trials train on 560 rows and are scored on a validation part (20% of the 700 training
+rows); the 300 test rows are read only at the end, by `hpo run` (the best trial) and by
+`hpo compare` (the verdict).
 
     hpo run studies/lr_schedules.py                       # all three families
     hpo run studies/lr_schedules.py --study-name lr-cosine --n-trials 60
@@ -56,6 +59,7 @@ STUDIES = [
         space=homework_space(family),
         data=LabData(n=1000, seed=0),
         test_size=0.3,
+        validation_size=0.2,  # 0 scores trials on the test part, as the lab itself did
         sampler="tpe",
         pruner="median",
         n_trials=30,

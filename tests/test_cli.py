@@ -38,7 +38,8 @@ def test_run_prints_leaderboard_and_dashboard_line(
     assert main(["run", str(path), "--no-progress", "--top", "2"]) == 0
     out = capsys.readouterr().out
     assert "== tiny: 3 complete" in out
-    assert "best score (test R²):" in out and "best params: {'lr':" in out
+    assert "best score (validation R²):" in out and "best params: {'lr':" in out
+    assert "held-out test R² of trial" in out  # scored once, after the search
     assert "optuna-dashboard hpo.journal" in out
     assert (in_tmp / "hpo.journal").exists()  # the default storage, in the working folder
     assert main(["list"]) == 0

@@ -12,17 +12,20 @@ import matplotlib.image
 import optuna
 import pandas as pd
 import pytest
+import scipy.stats
 import torch
 from optuna.trial import TrialState, create_trial
 
 from hpo import LabData, RunOptions, Study, run
 from hpo.cli import main
+from hpo.data import final_fold
 from hpo.errors import ConfigError
 from hpo.results.compare import compare, served_families
 from hpo.results.export import export
 from hpo.results.manual import load_manual
-from hpo.results.tables import load_study
-from hpo.store.record import RECORD_ATTR, folds_from_record, stored_record
+from hpo.results.tables import load_study, trial_params
+from hpo.results.verdict import verdict_sentence
+from hpo.store.record import RECORD_ATTR, data_source, folds_from_record, stored_record
 from hpo.store.storage import open_storage
 from hpo.train.objective import evaluate, train_params
 from hpo.train.reporter import MemoryReporter
@@ -204,6 +207,50 @@ def test_search_numbers_equal_the_storage(storage: str, table: pd.DataFrame, fam
         )
 
 
+def heldout_by_hand(storage: str, study: str, params: dict[str, Any]) -> list[float]:
+    """Trained on every non-test row with seeds 0 … SEEDS-1, the last epoch's test R²."""
+    record = stored_record(load_study(study, storage))
+    fold = final_fold(data_source(record), test_size=record["test_size"], seed=record["seed"])
+    assert fold is not None
+    return [float(train_params(params, fold, seed=s)[2].history["test_r2"].iloc[-1])
+            for s in range(SEEDS)]
+
+
+@pytest.mark.parametrize("family", ["exponential", "cosine"])
+def test_held_out_test_scores_equal_training_by_hand(
+    storage: str, manual_file: Path, table: pd.DataFrame, family: str
+) -> None:
+    row = row_of(table, family)
+    study = load_study(f"lr-{family}", storage)
+    picked = {c.name: c for c in load_manual(manual_file)}[row["best_manual"]]
+    manual = heldout_by_hand(storage, study.study_name, picked.params)
+    search = heldout_by_hand(storage, study.study_name, trial_params(study.best_trial))
+    assert row["chosen_on"] == "validation R²"
+    assert row["test_manual"] == pytest.approx(statistics.fmean(manual), abs=1e-9)
+    assert row["test_manual_sd"] == pytest.approx(statistics.stdev(manual), abs=1e-9)
+    assert row["test_search"] == pytest.approx(statistics.fmean(search), abs=1e-9)
+    assert row["test_search_sd"] == pytest.approx(statistics.stdev(search), abs=1e-9)
+    tested = table.attrs["test"][table.attrs["test"]["family"] == family]
+    top = sorted((t for t in study.get_trials() if t.value is not None
+                  and t.state == TrialState.COMPLETE), key=lambda t: -float(t.value))[:3]
+    assert list(tested[tested["side"] == "search"]["name"]) == [f"trial {t.number}" for t in top]
+    assert tested[tested["side"] == "hand-picked"]["chosen_r2"].is_monotonic_decreasing
+
+
+@pytest.mark.parametrize("family", ["exponential", "cosine"])
+def test_interval_equals_a_direct_computation(table: pd.DataFrame, family: str) -> None:
+    row = row_of(table, family)
+    tested = table.attrs["test"][table.attrs["test"]["family"] == family]
+    manual = tested[tested["side"] == "hand-picked"].iloc[0]["scores"]
+    search = tested[tested["side"] == "search"].iloc[0]["scores"]
+    diffs = [s - m for s, m in zip(search, manual, strict=True)]
+    half = scipy.stats.t.ppf(0.975, len(diffs) - 1) * statistics.stdev(diffs) / len(diffs) ** 0.5
+    mean = statistics.fmean(diffs)
+    assert row["diff"] == pytest.approx(mean, abs=1e-12)
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((mean - half, mean + half), abs=1e-12)
+    assert row["verdict"] == verdict_sentence(mean, mean - half, mean + half)
+
+
 def test_manual_epochs_are_epochs_times_seeds_times_configs(table: pd.DataFrame) -> None:
     assert row_of(table, "exponential")["epochs_manual"] == (8 + 6) * SEEDS
     assert row_of(table, "cosine")["epochs_manual"] == 8 * SEEDS
@@ -359,9 +406,11 @@ def test_no_study_of_the_manual_families_is_refused(storage: str, tmp_path: Path
 
 
 @pytest.fixture(scope="module")
-def mixed(storage: str) -> str:
+def mixed(storage: str, manual_file: Path) -> str:
     """A study of both families with known values: exponential is beaten at its 4th trial
-    (after a pruned cosine trial), cosine never is; a failed trial ends it."""
+    (after a pruned cosine trial), cosine never is; a failed trial ends it. Its trials hold
+    the params of a hand-picked config of their family, for the verdict to train."""
+    params = {c.family: c.params for c in reversed(load_manual(manual_file))}
     study = optuna.create_study(
         study_name="mixed", storage=open_storage(storage), direction="maximize"
     )
@@ -373,7 +422,8 @@ def mixed(storage: str) -> str:
         (TrialState.COMPLETE, 0.999, "exponential", 8),
         (TrialState.FAIL, None, "exponential", None),
     ]:
-        attrs = {"family": family, **({"epochs_run": epochs} if epochs else {})}
+        attrs = {"family": family, "params": params[family], "seed": 0,
+                 **({"epochs_run": epochs} if epochs else {})}
         study.add_trial(
             create_trial(
                 state=state, value=value, user_attrs=attrs, intermediate_values={1: 0.0, 2: 0.1}

@@ -17,11 +17,11 @@ from sklearn.metrics import r2_score
 
 from hpo import LabData, Mtcars, RunOptions, Study, run
 from hpo.cli import main
-from hpo.data import Standardizer, train_test_split
+from hpo.data import Standardizer
 from hpo.errors import ConfigError, DataError
 from hpo.results.export import export, predict, predict_csv
 from hpo.results.tables import load_study, trial_params
-from hpo.store.record import RECORD_ATTR, data_source, folds_from_record, stored_record
+from hpo.store.record import RECORD_ATTR, folds_from_record, stored_record
 from hpo.store.storage import open_storage
 from hpo.store.summary import best_trial
 from hpo.train.checkpoints import load_model
@@ -105,8 +105,10 @@ def retrained_by_hand(storage: str, name: str) -> tuple[torch.nn.Module, Any, An
 
 
 def raw_test(storage: str, name: str) -> Any:
+    """(rows the trials trained on, rows they were scored on), unstandardized."""
     record = stored_record(load_study(name, storage))
-    return train_test_split(data_source(record).load(), record["test_size"], record["seed"])
+    fold = folds_from_record({**record, "standardize": False})[0]
+    return fold.train, fold.test
 
 
 # --- export -------------------------------------------------------------------------------
@@ -199,14 +201,14 @@ def test_a_stored_value_that_is_not_reproduced_warns(storage: str, tmp_path: Pat
         export("lab-off", tmp_path / "off.pt", storage=storage)
 
 
-def test_cross_validated_study_is_refused(storage: str, tmp_path: Path) -> None:
+def test_cross_validated_study_is_refused_without_refit(storage: str, tmp_path: Path) -> None:
     copy_study(storage, "lab", "lab-cv", record_changes={"cv_folds": 3})
     with pytest.raises(
         ConfigError,
         match=r"scored by 3-fold cross-validation, expected one "
-        r"train/test split",
+        r"train/test split: .* drop --no-refit",
     ):
-        export("lab-cv", tmp_path / "cv.pt", storage=storage)
+        export("lab-cv", tmp_path / "cv.pt", storage=storage, refit=False)
 
 
 # --- predict (Python) ---------------------------------------------------------------------

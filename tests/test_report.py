@@ -161,10 +161,10 @@ def test_leaderboard_and_best_trial_equal_the_storage(report: Path, storage: str
     complete = sorted(study.get_trials(states=(TrialState.COMPLETE,)), key=lambda t: -t.value)
     assert board["trial"].astype(int).tolist() == [t.number for t in complete]
     np.testing.assert_allclose(
-        board["test R²"].astype(float), [t.value for t in complete], atol=5e-5
+        board["validation R²"].astype(float), [t.value for t in complete], atol=5e-5
     )
-    assert all(re.fullmatch(r"-?\d+\.\d{4}", cell) for cell in board["test R²"])
-    best = re.search(r"Trial (\d+): test R² \*\*(-?[\d.]+)\*\*", index)
+    assert all(re.fullmatch(r"-?\d+\.\d{4}", cell) for cell in board["validation R²"])
+    best = re.search(r"Trial (\d+): validation R² \*\*(-?[\d.]+)\*\*", index)
     assert best is not None
     assert int(best[1]) == study.best_trial.number
     assert float(best[2]) == pytest.approx(study.best_value, abs=5e-5)
@@ -191,7 +191,7 @@ def test_the_best_model_is_retrained_exactly(storage: str) -> None:
     fit = best_prediction(study)
     assert fit.trial == study.best_trial.number
     assert fit.test_r2 == pytest.approx(study.best_value, abs=1e-6)
-    assert len(fit.train) + len(fit.test) == 200
+    assert len(fit.train) + len(fit.test) == 140  # train and validation: 60 rows held out
 
 
 def test_a_report_leaves_no_figure_open_and_the_style_unchanged(

@@ -12,11 +12,14 @@ from hpo.results.manual import manual_study_name
 
 EPILOG = """\
 Each config of MANUAL.toml is re-trained SEEDS times on the folds of the study that serves
-its scheduler family (the `family` of the study's trials) and stored as manual trials in the
-study <MANUAL stem>-manual; runs already stored are reused. Per family the table shows the
-best manual config (mean ± sd of test R²) against the search's best trial, how many trials
-the search needed to beat it, and the training epochs each side spent. compare.md and
-compare.png are written to --out.
+its scheduler family (the `family` of the study's trials), scored on what the study scored
+its trials on (validation, CV or test), and stored as manual trials in the study
+<MANUAL stem>-manual; runs already stored are reused. Then the verdict: per family the two
+best hand-picked configs and the search's --top trials, each chosen on that score, are
+trained with the same seeds on every non-test row and scored once on the held-out test
+part; the best of each side are compared with a paired 95% interval over the seeds and a
+plain sentence. Also shown: how many trials and epochs the search needed to beat the best
+hand-picked config. compare.md and compare.png are written to --out.
 """
 
 
@@ -31,6 +34,8 @@ def add_parser(subparsers: Any) -> None:
                         help="stored studies, one per scheduler family")
     parser.add_argument("--seeds", type=positive_int, default=3,
                         help="seeds each config is trained with (default: 3)")
+    parser.add_argument("--top", type=positive_int, default=3,
+                        help="search trials per family scored on the test part (default: 3)")
     add_storage_argument(parser)
     parser.add_argument("--out", default="compare",
                         help="folder for compare.md and compare.png (default: ./compare)")
@@ -39,7 +44,7 @@ def add_parser(subparsers: Any) -> None:
 
 def execute(args: argparse.Namespace) -> int:
     table = compare(args.manual, args.studies, storage=args.storage, seeds=args.seeds,
-                    out=args.out)
+                    out=args.out, top=args.top)
     print(markdown(table))
     print(f"Manual trials are in the study {manual_study_name(args.manual)!r}; "
           f"wrote {args.out}/compare.md and {args.out}/compare.png.")

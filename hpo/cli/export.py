@@ -19,14 +19,25 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("study", help="a stored study")
     parser.add_argument("--out", required=True, help="model file to write, e.g. best.pt")
     parser.add_argument("--trial", type=int, help="export this trial number instead of the best")
+    parser.add_argument("--no-refit", action="store_true",
+                        help="refuse a cross-validated study instead of refitting its best "
+                             "params on every row it cross-validated (GridSearchCV's refit)")
     add_storage_argument(parser)
     parser.set_defaults(handler=execute)
 
 
 def execute(args: argparse.Namespace) -> int:
-    extra = export(args.study, args.out, storage=args.storage, trial=args.trial)
-    print(f"Saved trial {extra['trial']} of {extra['study']!r} to {args.out}: test R² "
-          f"{extra['retrained_r2']:.6f} re-trained, {extra['test_r2']:.6f} stored.")
+    extra = export(args.study, args.out, storage=args.storage, trial=args.trial,
+                   refit=not args.no_refit)
+    if extra.get("refit"):
+        print(f"Refit the params of trial {extra['trial']} of {extra['study']!r} (CV R² "
+              f"{extra['cv_r2']:.6f}) on all {extra['refit_rows']} rows it was cross-validated "
+              f"on, as GridSearchCV(refit=True) does; saved to {args.out}: R² "
+              f"{extra['retrained_r2']:.6f} on {extra['scored_on']}.")
+    else:
+        print(f"Saved trial {extra['trial']} of {extra['study']!r} to {args.out}: "
+              f"{extra['scored_on']} {extra['retrained_r2']:.6f} re-trained, "
+              f"{extra['test_r2']:.6f} stored.")
     print(f"Predict with: hpo predict {args.out} "
           + ("--x VALUE" if len(extra["feature_names"]) == 1 else "--csv FILE.csv"))
     return 0

@@ -13,8 +13,10 @@ import pandas as pd
 from hpo.cli import COMMANDS
 from hpo.cli._args import add_storage_argument, positive_float, positive_int
 from hpo.errors import ConfigError
+from hpo.results.holdout import score_best_on_test
 from hpo.results.tables import leaderboard, trial_params
 from hpo.runners.optuna_runner import MODES, RUNNERS, RunOptions, run
+from hpo.store.record import score_label, stored_record
 from hpo.store.storage import dashboard_command, open_storage
 from hpo.store.summary import (
     best_trial,
@@ -134,8 +136,13 @@ def _print_study(study: Study, optuna_study: optuna.Study, top: int) -> None:
         print(table.to_string(index=False,
                               formatters={"params": lambda text: f"{text:<{width}}"}))
     best = best_trial(optuna_study)
-    print(f"best score (test R²): {best.value:.4f}  (trial {best.number})")
+    label = score_label(stored_record(optuna_study))
+    print(f"best score ({label}): {best.value:.4f}  (trial {best.number})")
     print(f"best params: {best.params or trial_params(best)}")
+    held_out = score_best_on_test(optuna_study)
+    if held_out is not None:
+        print(f"held-out test R² of trial {best.number}, scored once after the search "
+              f"(refit on the non-test rows): {held_out['test_r2']:.4f}")
 
 
 def _fit_to_terminal(board: pd.DataFrame, most_columns: int = 4) -> pd.DataFrame:
@@ -165,6 +172,7 @@ def _summary_table(studies: list[optuna.Study]) -> str:
             params = {}
         rows.append({"study": optuna_study.study_name,
                      "best R²": "-" if math.isnan(value) else f"{value:.4f}",
+                     "scored on": score_label(stored_record(optuna_study)),
                      "trials": _counts(optuna_study), "best params": _short(params)})
     return "\n== Best per study\n" + pd.DataFrame(rows).to_string(index=False)
 

@@ -13,7 +13,7 @@ from hpo.data._batches import InMemoryBatches, RegressionDataset
 from hpo.data._lab import LabData, lab_noise_scale, lab_truth
 from hpo.data._split import Standardizer, kfold_splits, train_test_split
 from hpo.data._tabular import CsvData, Mtcars, read_feature_csv
-from hpo.data.folds import Fold, prepare_folds
+from hpo.data.folds import Fold, final_fold, prepare_folds, refit_fold
 
 __all__ = [
     "CsvData",
@@ -25,10 +25,12 @@ __all__ = [
     "RegressionData",
     "RegressionDataset",
     "Standardizer",
+    "final_fold",
     "kfold_splits",
     "lab_noise_scale",
     "lab_truth",
     "prepare_folds",
     "read_feature_csv",
+    "refit_fold",
     "train_test_split",
 ]

@@ -14,6 +14,11 @@ the first complete trial of the family whose R² exceeds the best manual mean, a
 are the ``epochs_run`` of every trial up to that one. A family no given study serves gets a
 row without numbers.
 
+Then the verdict (hpo.results.verdict): per family, the best hand-picked configs and the
+search's ``top`` trials, each chosen on what the search was scored on, are trained over the
+same seeds on every non-test row and scored once on the held-out test part; the difference
+between the best of each side comes with a paired 95% interval and a plain sentence.
+
 Example:
     >>> table = compare("studies/homework_manual.toml", ["lr-exponential", "lr-step",
     ...                 "lr-cosine"], seeds=3, out="compare")        # doctest: +SKIP
@@ -42,13 +47,16 @@ from hpo.results.manual import (
     retrain,
 )
 from hpo.results.markdown import table as markdown_table
-from hpo.results.tables import load_study
-from hpo.store.record import RECORD_ATTR
+from hpo.results.tables import load_study, trial_params
+from hpo.results.verdict import Candidate, family_verdict, score_candidates
+from hpo.store.record import RECORD_ATTR, held_out_share, score_label
 
 COLUMNS = ("family", "study", "manual_configs", "best_manual", "best_manual_who",
            "best_manual_r2", "best_manual_sd", "best_auto_r2", "best_auto_trial", "trials_auto",
            "trials_to_beat", "beaten_by_trial", "epochs_manual", "epochs_auto_to_beat",
-           "epochs_auto_total")
+           "epochs_auto_total", "chosen_on", "test_manual", "test_manual_sd", "test_search",
+           "test_search_sd", "diff", "ci_low", "ci_high", "verdict")
+TOP_MANUAL = 2  # hand-picked configs per family re-trained on the test part
 _COUNTS = ("manual_configs", "best_auto_trial", "trials_auto", "trials_to_beat",
            "beaten_by_trial", "epochs_manual", "epochs_auto_to_beat", "epochs_auto_total")
 
@@ -59,11 +67,14 @@ def compare(
     storage: str | None = None,
     seeds: int = 3,
     out: str | Path | None = None,
+    top: int = 3,
 ) -> pd.DataFrame:
     """Re-train the hand-picked configs and compare them with the studies, one row a family.
 
-    With ``out``, also writes ``compare.md`` (both tables) and ``compare.png`` there.
-    ``frame.attrs["configs"]`` holds one row per config (mean ± sd over the seeds).
+    With ``out``, also writes ``compare.md`` (the tables) and ``compare.png`` there.
+    ``frame.attrs["configs"]`` holds one row per config (mean ± sd over the seeds, on what
+    the study scored trials on); ``frame.attrs["test"]`` one row per config or trial scored
+    on the held-out test part (``scores``: one R² per seed 0 … seeds-1).
     """
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise ConfigError(f"`seeds` must be an int >= 1, but got {seeds!r}; pass e.g. 3.")
@@ -74,13 +85,52 @@ def compare(
     baselines = {s.study_name: Baseline.of(s) for s in served.values()}
     scores = _scores(configs, served, baselines, list(range(seeds)), manual)
     _keep_record(manual, list(baselines.values()), manual_path)
-    table = pd.DataFrame([_family_row(family, served.get(family), scores)
-                          for family in dict.fromkeys(c.family for c in configs)],
-                         columns=list(COLUMNS)).astype({c: "Int64" for c in _COUNTS})
+    rows = [_family_row(family, served.get(family), scores)
+            for family in dict.fromkeys(c.family for c in configs)]
+    tested = _on_test(rows, configs, served, baselines, list(range(seeds)), top)
+    table = pd.DataFrame(rows, columns=list(COLUMNS)).astype({c: "Int64" for c in _COUNTS})
     table.attrs["configs"] = scores
+    table.attrs["test"] = tested
     if out is not None:
         write_outputs(Path(out), table, served)
     return table
+
+
+def _on_test(rows: list[dict[str, Any]], configs: list[ManualConfig],
+             served: dict[str, optuna.Study], baselines: dict[str, Baseline],
+             seeds: list[int], top: int) -> pd.DataFrame:
+    """Score each family's candidates on the held-out test part; fill the verdict columns."""
+    tested: list[dict[str, Any]] = []
+    params = {c.name: c.params for c in configs}
+    for row in rows:
+        optuna_study = served.get(row["family"])
+        if optuna_study is None or "best_auto_r2" not in row or "best_manual_r2" not in row:
+            continue
+        record = baselines[optuna_study.study_name].record
+        row["chosen_on"] = score_label(record)
+        if not held_out_share(record):
+            row["verdict"] = "no test part held out (test_size=0): no verdict"
+            continue
+        candidates = _candidates(row, params, optuna_study, top)
+        found = score_candidates(candidates, record, seeds)
+        row.update(family_verdict(found))
+        tested += [{"family": row["family"], **item} for item in found]
+    return pd.DataFrame(tested, columns=["family", "side", "name", "chosen_r2", "test_mean",
+                                         "test_sd", "scores"])
+
+
+def _candidates(row: dict[str, Any], params: dict[str, dict[str, Any]],
+                optuna_study: optuna.Study, top: int) -> list[Candidate]:
+    """The family's best hand-picked configs, then the search's best trials, best first."""
+    manual = row["_ranked"].head(TOP_MANUAL)
+    trials = sorted((t for t in optuna_study.get_trials(deepcopy=False)
+                     if t.state == TrialState.COMPLETE and t.value is not None
+                     and t.user_attrs.get("family") == row["family"]),
+                    key=lambda t: -_value(t))[:top]
+    return [*(Candidate("hand-picked", f"{c.name} ({c.who})", params[c.name], float(c.mean_r2))
+              for c in manual.itertuples()),
+            *(Candidate("search", f"trial {t.number}", trial_params(t), float(t.value or 0))
+              for t in trials)]
 
 
 def served_families(optuna_study: optuna.Study) -> list[str]:
@@ -134,8 +184,9 @@ def _summary(trials: list[FrozenTrial]) -> dict[str, Any]:
 
 
 def epochs_run(trial: FrozenTrial) -> int:
-    """Epochs the trial trained (fewer when pruned or diverged; 0 when it never started)."""
-    stored = trial.user_attrs.get("epochs_run")
+    """Epochs the trial trained (fewer when pruned or diverged; 0 when it never started),
+    over every seed of a study with ``seeds > 1``."""
+    stored = trial.user_attrs.get("epochs_trained", trial.user_attrs.get("epochs_run"))
     return int(stored) if stored is not None else len(trial.intermediate_values)
 
 
@@ -149,9 +200,11 @@ def _family_row(family: str, optuna_study: optuna.Study | None,
     trials = sorted(optuna_study.get_trials(deepcopy=False), key=lambda t: t.number)
     row.update(study=optuna_study.study_name, trials_auto=len(trials),
                epochs_auto_total=sum(epochs_run(t) for t in trials))
-    ranked = mine.dropna(subset=["mean_r2"])
+    ranked = mine.dropna(subset=["mean_r2"]).sort_values("mean_r2", ascending=False,
+                                                          kind="stable")
+    row["_ranked"] = ranked
     if not ranked.empty:
-        best = ranked.sort_values("mean_r2", ascending=False, kind="stable").iloc[0]
+        best = ranked.iloc[0]
         row.update(best_manual=best["name"], best_manual_who=best["who"],
                    best_manual_r2=float(best["mean_r2"]), best_manual_sd=float(best["sd_r2"]))
     return {**row, **_search_side(trials, family, row.get("best_manual_r2"))}
@@ -194,9 +247,10 @@ def write_outputs(out: Path, table: pd.DataFrame, served: dict[str, optuna.Study
 
 
 def markdown(table: pd.DataFrame) -> str:
-    """The comparison as Markdown: per family, then per config."""
+    """The comparison as Markdown: the verdict, the search per family, then every config."""
     configs: pd.DataFrame = table.attrs["configs"]
     seeds = int(configs["seeds"].max()) if len(configs) else 0
+    label = next((str(c) for c in table["chosen_on"] if isinstance(c, str)), "R²")
     families = [[r.family, "no study given" if _missing(r.study) else r.study,
                  _who(r.best_manual, r.best_manual_who), _r2(r.best_manual_r2, r.best_manual_sd),
                  _best_auto(r), _beat(r),
@@ -205,12 +259,40 @@ def markdown(table: pd.DataFrame) -> str:
     rows = [[c.name, c.who, c.family, "-" if _missing(c.study) else c.study,
              _r2(c.mean_r2, c.sd_r2, c.diverged), _int(c.epochs)] for c in configs.itertuples()]
     return "\n".join([
-        f"## Hand-picked vs automated search (manual: mean ± sd of test R² over {seeds} seeds)",
-        "", markdown_table(["family", "study", "best manual (who)", "manual R²", "best search R²",
+        f"## Verdict on the held-out test part (mean ± sd over seeds 0-{seeds - 1})", "",
+        markdown_table(["family", "best hand-picked", "its test R²", "search's best", "its test R²",
+                   "difference (95% CI)", "verdict"], _verdict_rows(table)),
+        "", markdown_table(["family", "side", "config", f"chosen on ({label})", "test R²"],
+                      _test_rows(table.attrs.get("test"))),
+        "", f"## The search, per family ({label}; hand-picked: mean ± sd over {seeds} seeds)",
+        "", markdown_table(["family", "study", "best manual (who)", "manual", "best search",
                        "trials to beat", "epochs manual", "epochs search to beat",
                        "epochs search total"], families),
         "", "## Every hand-picked config", "",
-        markdown_table(["config", "who", "family", "study", "test R²", "epochs"], rows), ""])
+        markdown_table(["config", "who", "family", "study", label, "epochs"], rows), ""])
+
+
+def _verdict_rows(table: pd.DataFrame) -> list[list[Any]]:
+    return [[r.family, _who(r.best_manual, r.best_manual_who),
+             _r2(r.test_manual, r.test_manual_sd),
+             "-" if _missing(r.best_auto_trial) else f"trial {_int(r.best_auto_trial)}",
+             _r2(r.test_search, r.test_search_sd), _difference(r),
+             "-" if _missing(r.verdict) else r.verdict] for r in table.itertuples()]
+
+
+def _difference(row: Any) -> str:
+    if _missing(row.diff):
+        return "-"
+    if _missing(row.ci_low):
+        return f"{row.diff:+.5f}"
+    return f"{row.diff:+.5f} ({row.ci_low:+.5f} to {row.ci_high:+.5f})"
+
+
+def _test_rows(tested: pd.DataFrame | None) -> list[list[Any]]:
+    if tested is None:
+        return []
+    return [[t.family, t.side, t.name, f"{t.chosen_r2:.4f}", _r2(t.test_mean, t.test_sd)]
+            for t in tested.itertuples()]
 
 
 def _missing(value: Any) -> bool:
@@ -247,40 +329,58 @@ def _int(value: Any) -> str:
 
 
 def plot(table: pd.DataFrame, served: dict[str, optuna.Study], path: Path) -> None:
-    """Best-so-far test R² against trial number per family, manual configs as lines."""
-    from hpo.results.plots import grid, plt  # matplotlib loads only for the figure
+    """Best-so-far score against trials (top row) and against epochs spent (bottom row),
+    one column per family; hand-picked configs as bands (mean ± sd over the seeds)."""
+    from hpo.results.plots import plt  # matplotlib loads only for the figure
 
-    shown = [r for r in table.itertuples() if isinstance(r.study, str)]
-    figure, axes = grid(max(1, len(shown)))
-    for ax, row in zip(axes, shown, strict=False):
-        _plot_family(ax, row, served[str(row.family)], table.attrs["configs"])
-    figure.suptitle("Automated search (best so far) vs hand-picked configs (mean over seeds)")
+    shown: list[Any] = [r for r in table.itertuples() if isinstance(r.study, str)] or [None]
+    figure, axes = plt.subplots(2, len(shown), figsize=(5.5 * len(shown), 8.4),
+                                squeeze=False)
+    for column, row in enumerate(shown):
+        for line, by in enumerate(("trials", "epochs")):
+            if row is None:
+                axes[line, column].set_visible(False)
+                continue
+            _plot_family(axes[line, column], row, served[str(row.family)],
+                         table.attrs["configs"], by)
+    figure.suptitle("Automated search (best so far) vs hand-picked configs "
+                    "(bands: mean ± sd over seeds)")
+    figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
 
 
-def _plot_family(ax: Any, row: Any, optuna_study: optuna.Study, configs: pd.DataFrame) -> None:
+def _plot_family(ax: Any, row: Any, optuna_study: optuna.Study, configs: pd.DataFrame,
+                 by: str = "trials") -> None:
     trials = sorted(optuna_study.get_trials(deepcopy=False), key=lambda t: t.number)
+    # x of a trial: its count (trial number + 1), or the epochs spent up to its end.
+    spent = pd.Series([epochs_run(t) for t in trials]).cumsum().tolist()
+    x_of = {t.number: (spent[i] if by == "epochs" else t.number + 1)
+            for i, t in enumerate(trials)}
     done = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None
             and t.user_attrs.get("family") == row.family]
-    ax.scatter([t.number for t in done], [t.value for t in done], s=10, color="0.7",
+    ax.scatter([x_of[t.number] for t in done], [t.value for t in done], s=10, color="0.7",
                label="search trial (complete)")
     # Carried over pruned and failed trials too: the search spent them.
-    running = pd.Series({t.number: t.value for t in done}, dtype=float).cummax().reindex(
-        [t.number for t in trials]).ffill()
+    running = pd.Series({x_of[t.number]: t.value for t in done}, dtype=float).cummax().reindex(
+        [x_of[t.number] for t in trials]).ffill()
     ax.step(running.index, running.to_numpy(), where="post", color="C0", lw=2,
             label="search: best so far")
     mine = configs[(configs["family"] == row.family) & configs["mean_r2"].notna()]
     for i, config in enumerate(mine.sort_values("mean_r2", ascending=False).itertuples()):
+        sd = 0.0 if _missing(config.sd_r2) else float(config.sd_r2)
+        ax.axhspan(config.mean_r2 - sd, config.mean_r2 + sd, color=f"C{i + 1}", alpha=0.15)
         ax.axhline(config.mean_r2, color=f"C{i + 1}", ls="-" if i == 0 else "--",
                    lw=1.8 if i == 0 else 1.0,
-                   label=f"{config.name} ({config.who}): {config.mean_r2:.4f}")
+                   label=f"{config.name} ({config.who}): {config.mean_r2:.4f} ± {sd:.4f}")
     if not _missing(row.beaten_by_trial):
         beat = next(t for t in done if t.number == int(row.beaten_by_trial))
-        ax.plot([beat.number], [beat.value], "o", color="red", ms=8,
+        ax.plot([x_of[beat.number]], [beat.value], "o", color="red", ms=8,
                 label=f"beats best manual: trial {beat.number} ({int(row.trials_to_beat)} trials)")
     _focus(ax, [*mine["mean_r2"], *running.to_numpy()[-1:]])
-    ax.set(title=f"{row.family} ({row.study})", xlabel="trial number", ylabel="test R²")
+    label = row.chosen_on if isinstance(row.chosen_on, str) else "R²"
+    ax.set(title=f"{row.family} ({row.study})", ylabel=label,
+           xlabel="trials run" if by == "trials" else "training epochs spent")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
 

@@ -9,6 +9,12 @@ extra holds the study, the trial number, the test R², the epoch saved, the feat
 target names, the params, and the standardization (mean and std per feature) when the
 study standardized, which ``predict`` applies.
 
+A cross-validated study scored params, not one model, so ``export`` refits (as
+``GridSearchCV(refit=True)`` does): the best params trained with the trial's seed on every
+row the study cross-validated, saved with ``extra["refit"]`` and the refit's R² on the
+held-out test part (or, when none was held out, on the rows it trained on).
+``refit=False`` refuses such a study instead.
+
 Example:
     >>> info = export("lr-cosine", "best.pt")                      # doctest: +SKIP
     >>> predict("best.pt", [[0.5], [1.0]])                         # doctest: +SKIP
@@ -30,10 +36,11 @@ from hpo.data import Fold, read_feature_csv
 from hpo.errors import ConfigError, DataError
 from hpo.results.retrain import retrain_trial, scored_epoch
 from hpo.results.tables import load_study, trial_params
-from hpo.store.record import stored_record
+from hpo.store.record import held_out_share, refit_fold_from_record, score_label, stored_record
 from hpo.store.summary import best_trial
 from hpo.train.checkpoints import load_model, save_model
 from hpo.train.metrics import r2
+from hpo.train.objective import train_params
 
 TOLERANCE = 1e-6  # retrained against stored test R²; CPU training repeats to the last bit
 # A trial trained in a population (user attr ``population``) ran batched float32 math whose
@@ -45,7 +52,8 @@ PREDICTION_COLUMN = "prediction"
 
 
 def export(
-    study_name: str, out: str | Path, storage: str | None = None, trial: int | None = None
+    study_name: str, out: str | Path, storage: str | None = None, trial: int | None = None,
+    refit: bool = True,
 ) -> dict[str, Any]:
     """Re-train the best (or the given) trial of a study and save it to ``out``.
 
@@ -58,23 +66,48 @@ def export(
     chosen = best_trial(optuna_study) if trial is None else _trial(optuna_study, trial)
     record = stored_record(optuna_study)
     if record.get("cv_folds"):
-        raise ConfigError(
-            f"Study {study_name!r} was scored by {record['cv_folds']}-fold cross-validation, "
-            "expected one train/test split: a k-fold score belongs to k models, not one; "
-            "run the best params in a study with cv_folds=None and export that.")
+        if not refit:
+            raise ConfigError(
+                f"Study {study_name!r} was scored by {record['cv_folds']}-fold "
+                "cross-validation, expected one train/test split: a k-fold score belongs to "
+                "k models, not one; drop --no-refit to refit the best params on every row.")
+        return _export_refit(optuna_study.study_name, chosen, record, out)
     model, spec, retrained, fold = _retrain(chosen, record)
     extra = _extra(optuna_study.study_name, chosen, fold, record, retrained)
     save_model(out, model, spec, extra)
     batched = "population" in chosen.user_attrs
-    if abs(retrained - float(chosen.value or 0.0)) > (
-            POPULATION_TOLERANCE if batched else TOLERANCE):
+    # With several seeds the value is their mean; the model is the first seed's.
+    stored = float(chosen.user_attrs.get("seed_scores", [chosen.value or 0.0])[0])
+    if abs(retrained - stored) > (POPULATION_TOLERANCE if batched else TOLERANCE):
         why = ("it was trained in a batched population, whose rounding differs (most with "
                "batch norm and Adam)") if batched else (
                "it was probably trained on another device, machine or torch version")
         warnings.warn(
             f"The re-trained model of trial {chosen.number} scores test R² {retrained:.8f}, "
-            f"but the study stored {chosen.value:.8f}; {why}. The exported model is the "
+            f"but the study stored {stored:.8f}; {why}. The exported model is the "
             "re-trained one.", RuntimeWarning, stacklevel=2)
+    return extra
+
+
+def _export_refit(study: str, trial: FrozenTrial, record: dict[str, Any],
+                  out: str | Path) -> dict[str, Any]:
+    """The params trained on every cross-validated row, saved (GridSearchCV's refit)."""
+    fold = refit_fold_from_record(record)
+    seed = int(trial.user_attrs.get("seed", 0))
+    model, spec, result = train_params(trial_params(trial), fold, seed=seed)
+    if result.diverged:
+        raise ConfigError(f"Refitting trial {trial.number} on all {len(fold.train)} rows "
+                          f"diverged ({result.message}); export another trial (--trial).")
+    model.eval()
+    with torch.no_grad():
+        x_test, y_test = fold.test.tensors()
+        refit_r2 = r2(y_test, model(x_test))
+    held_out = bool(held_out_share(record))
+    extra = {**_extra(study, trial, fold, record, refit_r2), "refit": True,
+             "refit_rows": len(fold.train), "epoch": int(trial_params(trial)["epochs"]),
+             "cv_r2": trial.value, "test_r2": refit_r2 if held_out else None,
+             "scored_on": "held-out test part" if held_out else "the rows it was refit on"}
+    save_model(out, model, spec, extra)
     return extra
 
 
@@ -104,6 +137,7 @@ def _retrain(trial: FrozenTrial, record: dict[str, Any]) -> tuple[Any, Any, floa
 def _extra(study: str, trial: FrozenTrial, fold: Fold, record: dict[str, Any],
            retrained: float) -> dict[str, Any]:
     return {"study": study, "trial": trial.number, "test_r2": trial.value,
+            "scored_on": score_label(record),
             "retrained_r2": retrained, "feature_names": list(fold.train.feature_names),
             "target_name": fold.train.target_name, "params": trial_params(trial),
             "seed": int(trial.user_attrs["seed"]), "epoch": scored_epoch(trial, record),

@@ -30,7 +30,7 @@ from hpo.results.markdown import table as markdown_table
 from hpo.results.plots import Figure, plt  # through plots, which picks the Agg backend first
 from hpo.results.retrain import retrain_trial
 from hpo.results.tables import leaderboard, load_study, trial_params, trials_frame
-from hpo.store.record import stored_record
+from hpo.store.record import TEST_ATTR, score_label, stored_record
 from hpo.store.storage import existing_storage, shown
 from hpo.store.summary import best_trial, state_counts
 
@@ -202,8 +202,8 @@ def _about(study: optuna.Study, storage: str) -> str:
         return "\n".join(lines) + "\n"
     data = dict(record["data"])  # type: ignore[call-overload]
     kind = data.pop("type")
-    split = (f"{record['cv_folds']}-fold cross-validation" if record.get("cv_folds")
-             else f"test share {record['test_size']}")
+    split = (f"test share {record['test_size']}, trials scored on "
+             f"{score_label(record)}")
     lines.append(f"- data: {kind}({', '.join(f'{k}={v!r}' for k, v in data.items())}); {split}"
                  f"{'; standardized' if record.get('standardize') else ''}")
     lines.append(f"- search: sampler {record.get('sampler')}, pruner {record.get('pruner')}, "
@@ -229,8 +229,12 @@ def _best_section(study: optuna.Study) -> str:
         ("seconds", "seconds"), ("device", "on"), ("seed", "seed")) if key in attrs)
     rows = [[key, _fmt(value, key), "yes" if key in trial.params else "no"]
             for key, value in trial_params(trial).items()]
-    return (f"## Best trial\n\nTrial {trial.number}: test R² **{_fmt(trial.value, 'value')}**"
-            f" ({facts}).\n\n" + _section_table(["param", "value", "searched"], rows))
+    label = score_label(_record(study)) if _record(study) else "R²"
+    held_out = study.user_attrs.get(TEST_ATTR) or {}
+    test = (f" Scored once on the held-out test part after the search: test R² "
+            f"**{held_out['test_r2']:.4f}**." if held_out.get("trial") == trial.number else "")
+    return (f"## Best trial\n\nTrial {trial.number}: {label} **{_fmt(trial.value, 'value')}**"
+            f" ({facts}).{test}\n\n" + _section_table(["param", "value", "searched"], rows))
 
 
 def _leaderboard_section(study: optuna.Study) -> str:
@@ -240,7 +244,9 @@ def _leaderboard_section(study: optuna.Study) -> str:
         return heading + "No complete trial yet.\n"
     if "params_scheduler" in board and board["params_scheduler"].equals(board["family"]):
         board = board.drop(columns="params_scheduler")  # the family column says it already
-    headers = [_HEADINGS.get(c, c.removeprefix("params_")) for c in board.columns]
+    label = score_label(_record(study)) if _record(study) else "R²"
+    headers = [label if c == "value" else _HEADINGS.get(c, c.removeprefix("params_"))
+               for c in board.columns]
     rows = [[_fmt(value, str(column)) for column, value in row.items()]
             for row in board.to_dict(orient="records")]
     return heading + _section_table(headers, rows)

@@ -16,6 +16,7 @@ import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
 from hpo.errors import ConfigError
+from hpo.store.record import RECORD_ATTR, TEST_ATTR, score_label
 from hpo.store.storage import open_existing_storage, resolve_storage, shown, study_names
 from hpo.store.summary import STATES, best_value, state_counts
 
@@ -91,13 +92,19 @@ def trial_params(trial: FrozenTrial) -> dict[str, Any]:
 
 
 def study_table(storage: str | None = None) -> pd.DataFrame:
-    """One row per stored study: trial counts by state and the best test R²."""
+    """One row per stored study: trial counts by state, the best value, what it was scored
+    on (validation, CV or test R²), and the held-out test R² scored after the search."""
     backend = open_existing_storage(storage)
     rows = []
     for summary in optuna.get_all_study_summaries(backend, include_best_trial=False):
         stored = optuna.load_study(study_name=summary.study_name, storage=backend)
         counts = state_counts(stored)
         best = best_value(stored)
+        record = stored.user_attrs.get(RECORD_ATTR)
+        held_out = stored.user_attrs.get(TEST_ATTR) or {}
         rows.append({"study": summary.study_name, "trials": sum(counts.values()), **counts,
-                     "best_r2": None if math.isnan(best) else best})
-    return pd.DataFrame(rows, columns=["study", "trials", *STATES.values(), "best_r2"])
+                     "best_r2": None if math.isnan(best) else best,
+                     "scored_on": score_label(record) if record else None,
+                     "test_r2": held_out.get("test_r2")})
+    return pd.DataFrame(rows, columns=["study", "trials", *STATES.values(), "best_r2",
+                                       "scored_on", "test_r2"])

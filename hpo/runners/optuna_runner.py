@@ -28,7 +28,6 @@ import optuna
 import torch
 from optuna.trial import TrialState
 
-from hpo.data import prepare_folds
 from hpo.errors import ConfigError, HPOError
 from hpo.runners.devices import WorkerSlot, plan_workers, resolve_devices
 from hpo.runners.faults import RepeatGuard, deferred_stop, error_log, stop_requested
@@ -38,7 +37,7 @@ from hpo.runners.progress import StudyProgress
 from hpo.runners.samplers import make_pruner, make_sampler
 from hpo.runners.trials import claim_waiting_trial, fail_interrupted_trials, run_trial
 from hpo.store.optuna_internals import fail_stale_trials, heartbeat
-from hpo.store.record import RECORD_ATTR, study_record
+from hpo.store.record import RECORD_ATTR, folds_from_record, score_label, study_record
 from hpo.store.storage import open_storage, resolve_storage
 from hpo.store.summary import finished_count, retried_numbers
 from hpo.study.config import Study
@@ -197,6 +196,9 @@ def create_or_load(study: Study, storage_url: str) -> optuna.Study:
     if optuna_study.user_attrs.get(RECORD_ATTR) != record:
         _check_same_data(study, optuna_study)
         optuna_study.set_user_attr(RECORD_ATTR, record)
+        with warnings.catch_warnings():  # experimental in Optuna; the dashboard shows it
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna_study.set_metric_names([score_label(record)])
     return optuna_study
 
 
@@ -206,12 +208,13 @@ def _check_same_data(study: Study, optuna_study: optuna.Study) -> None:
     if old is None:
         return
     new = study_record(study)
-    keys = ("data", "test_size", "cv_folds", "standardize", "seed", "score")
+    keys = ("data", "test_size", "validation_size", "cv_folds", "standardize", "seed",
+            "score", "seeds")
     changed = [key for key in keys if old.get(key) != new[key]]
     if changed and optuna_study.get_trials(deepcopy=False):
         raise ConfigError(
             f"Study {study.name!r} already holds trials trained with other "
-            f"{', '.join(changed)} ({', '.join(f'{k}={old[k]!r}' for k in changed)}); "
+            f"{', '.join(changed)} ({', '.join(f'{k}={old.get(k)!r}' for k in changed)}); "
             "give the study a new --study-name, or restore the old settings."
         )
 
@@ -347,8 +350,8 @@ def _run_trials(plan: _WorkPlan, slot: WorkerSlot, index: int, quota: int, progr
         study_name=study.name, storage=open_storage(plan.storage_url),
         sampler=_sampler_for(plan, index), pruner=make_pruner(study.pruner),
     )
-    folds = prepare_folds(study.data, test_size=study.test_size, cv_folds=study.cv_folds,
-                          standardize=study.standardize, seed=study.seed)
+    # The folds trials are scored on: the held-out test part is never among them.
+    folds = folds_from_record(study_record(study))
     deadline = time.monotonic() + (study.timeout or math.inf)
     guard, log = RepeatGuard(), error_log(plan.storage_url)
     done = 0

@@ -33,7 +33,8 @@ def fold_settings(study: Study) -> dict[str, Any]:
     """What an actor needs to rebuild the study's folds (the space never leaves the driver:
     a study file's functions may not be importable on the Ray nodes)."""
     return {"source": study.data, "test_size": study.test_size, "cv_folds": study.cv_folds,
-            "standardize": study.standardize, "seed": study.seed}
+            "standardize": study.standardize, "seed": study.seed,
+            "validation_size": study.validation_size}
 
 
 class _Stopped(Exception):
@@ -58,9 +59,10 @@ class _StreamReporter:
 class TrialActor:
     """Trains trials for one driver; wrapped by ``ray.remote`` in the runner."""
 
-    def __init__(self, data: dict[str, Any], score: str, threads: int) -> None:
+    def __init__(self, data: dict[str, Any], score: str, threads: int, seeds: int = 1) -> None:
         torch.set_num_threads(threads)
         self._score = score
+        self._seeds = seeds
         self._folds = prepare_folds(**data)
         self._events: list[Event] = []
         self._changed = threading.Condition()
@@ -94,7 +96,7 @@ class TrialActor:
         device = "cuda:0" if _assigned_gpus() else "cpu"
         try:
             value = evaluate(params, self._folds, _StreamReporter(self), seed=seed,
-                             device=device, score=self._score)
+                             device=device, score=self._score, seeds=self._seeds)
         except _Stopped:
             return "stopped", None
         except TrialDiverged as error:

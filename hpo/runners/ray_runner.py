@@ -137,7 +137,8 @@ class _Driver:
 
         remote = ray.remote(num_cpus=self.resources.num_cpus, num_gpus=self.resources.num_gpus,
                             max_restarts=0)(TrialActor)
-        return remote.remote(fold_settings(self.study), self.study.score, self.resources.threads)
+        return remote.remote(fold_settings(self.study), self.study.score, self.resources.threads,
+                             self.study.seeds)
 
     def _loop(self, remaining: int, progress: StudyProgress) -> None:
         import ray

@@ -125,7 +125,7 @@ def run_trial(study: Study, optuna_study: optuna.Study, trial: optuna.Trial,
         with time_limit(timeout):
             params = call_space(study, trial)
             value = evaluate(params, folds, reporter, seed=study.seed + trial.number,
-                             device=device, score=study.score)
+                             device=device, score=study.score, seeds=study.seeds)
     except optuna.TrialPruned:
         optuna_study.tell(trial, state=TrialState.PRUNED)
         return "pruned"

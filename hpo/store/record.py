@@ -4,9 +4,12 @@ alone.
 
 Example:
     >>> record = {"data": {"type": "LabData", "n": 1000, "seed": 0}, "test_size": 0.3,
-    ...           "cv_folds": None, "standardize": False, "seed": 0, "score": "final"}
+    ...           "validation_size": 0.2, "cv_folds": None, "standardize": False, "seed": 0,
+    ...           "score": "final"}
     >>> data_source(record)
     LabData(n=1000, seed=0)
+    >>> score_label(record)
+    'validation R²'
 """
 
 from __future__ import annotations
@@ -18,11 +21,12 @@ from typing import Any
 
 import optuna
 
-from hpo.data import CsvData, Fold, LabData, Mtcars, prepare_folds
+from hpo.data import CsvData, Fold, LabData, Mtcars, final_fold, prepare_folds, refit_fold
 from hpo.errors import ConfigError
 from hpo.study.config import Study
 
 RECORD_ATTR = "hpo_record"
+TEST_ATTR = "hpo_test_score"  # the best trial's held-out test R², scored after the search
 _SOURCES: dict[str, type[LabData] | type[Mtcars] | type[CsvData]] = {
     "LabData": LabData, "Mtcars": Mtcars, "CsvData": CsvData}
 
@@ -32,8 +36,11 @@ def study_record(study: Study) -> dict[str, Any]:
     data = {"type": type(study.data).__name__, **dataclasses.asdict(study.data)}
     if isinstance(study.data, CsvData):
         data["path"] = os.path.abspath(study.data.path)  # reports may run from elsewhere
-    record = {"data": data, "test_size": study.test_size, "cv_folds": study.cv_folds,
-              "standardize": study.standardize, "seed": study.seed, "score": study.score,
+    # Recorded as used: cross-validation has no separate validation part.
+    validation = 0.0 if study.cv_folds else study.validation_size
+    record = {"data": data, "test_size": study.test_size, "validation_size": validation,
+              "cv_folds": study.cv_folds, "standardize": study.standardize,
+              "seed": study.seed, "score": study.score, "seeds": study.seeds,
               "sampler": study.sampler, "pruner": study.pruner,
               "description": study.description}
     return dict(json.loads(json.dumps(record)))  # as the storage gives it back: lists, not tuples
@@ -50,10 +57,39 @@ def data_source(record: dict[str, Any]) -> LabData | Mtcars | CsvData:
 
 
 def folds_from_record(record: dict[str, Any]) -> list[Fold]:
-    """The folds the study's trials were trained and scored on."""
-    return prepare_folds(data_source(record), test_size=record["test_size"],
+    """The folds the study's trials were trained and scored on (never the held-out test)."""
+    return prepare_folds(data_source(record), test_size=held_out_share(record),
                          cv_folds=record["cv_folds"], standardize=record["standardize"],
-                         seed=record["seed"])
+                         seed=record["seed"], validation_size=record.get("validation_size", 0.0))
+
+
+def final_fold_from_record(record: dict[str, Any]) -> Fold | None:
+    """(every non-test row, the test part), or None when the study held no test part out."""
+    if score_label(record) == "test R²":  # the lab's setting: the scored part is the test
+        return folds_from_record(record)[0]
+    return final_fold(data_source(record), test_size=held_out_share(record),
+                      standardize=record["standardize"], seed=record["seed"])
+
+
+def refit_fold_from_record(record: dict[str, Any]) -> Fold:
+    """(every row the search read, the test part or those rows again): for a refit."""
+    return refit_fold(data_source(record), test_size=held_out_share(record),
+                      standardize=record["standardize"], seed=record["seed"])
+
+
+def held_out_share(record: dict[str, Any]) -> float:
+    """The share of rows held out as the test part (0: none)."""
+    # Records written before validation parts existed cross-validated every row.
+    if record.get("cv_folds") and "validation_size" not in record:
+        return 0.0
+    return float(record["test_size"])
+
+
+def score_label(record: dict[str, Any]) -> str:
+    """What a trial's value is: ``validation R²``, ``3-fold CV R²`` or ``test R²``."""
+    if record.get("cv_folds"):
+        return f"{record['cv_folds']}-fold CV R²"
+    return "validation R²" if record.get("validation_size") else "test R²"
 
 
 def stored_record(optuna_study: optuna.Study) -> dict[str, Any]:

@@ -43,8 +43,14 @@ class Study:
         name: the study's name in the storage; running it again resumes it.
         space: an Optuna define-by-run function ``trial -> params dict`` (see search_spaces).
         data: where the rows come from: ``LabData()``, ``Mtcars()`` or ``CsvData(...)``.
-        test_size: share of the rows held out for the test R².
-        cv_folds: score by k-fold cross-validation instead of one split (None: one split).
+        test_size: share of the rows held out as the test part, read only by the final
+            scoring of the chosen configs (0 only with ``cv_folds``: cross-validate every row).
+        validation_size: share of the non-test rows that trials are scored and pruned on.
+            0 is the lab's own setting: trials are scored on the test part itself, so the
+            best trial's test R² is chosen on the data it reports. Unused with ``cv_folds``.
+        cv_folds: score trials by k-fold cross-validation inside the non-test rows
+            (None: one train/validation split).
+        seeds: training seeds per trial; its score is the mean over them (spread recorded).
         standardize: scale features to zero mean and unit variance, fitted on training rows.
         score: ``"final"`` scores the last epoch's test R², ``"best"`` the best epoch's.
         sampler, pruner: names from SAMPLERS and PRUNERS (or RAY_PRUNERS, Ray runner only).
@@ -59,7 +65,10 @@ class Study:
     space: SpaceFn
     data: LabData | Mtcars | CsvData = field(default_factory=LabData)
     test_size: float = 0.3
+    # 20% of the 70% training rows: 560 train / 140 validation / 300 test on the lab's data.
+    validation_size: float = 0.2
     cv_folds: int | None = None
+    seeds: int = 1
     standardize: bool = False
     score: str = "final"
     sampler: str = "tpe"
@@ -115,16 +124,17 @@ def _check_choice(study: str, field_name: str, value: object, valid: Sequence[st
 
 def _check_numbers(study: Study) -> None:
     name = study.name
-    if not 0.0 < study.test_size < 1.0:
-        raise ConfigError(
-            f"Study {name!r}: `0 < test_size < 1` must hold, but got {study.test_size!r}."
-        )
+    _check_parts(study)
     if study.cv_folds is not None and (
         not isinstance(study.cv_folds, int) or study.cv_folds < 2
     ):
         raise ConfigError(
             f"Study {name!r}: `cv_folds` must be an integer >= 2 or None, "
             f"but got {study.cv_folds!r}."
+        )
+    if not isinstance(study.seeds, int) or isinstance(study.seeds, bool) or study.seeds < 1:
+        raise ConfigError(
+            f"Study {name!r}: `seeds` must be a positive integer, but got {study.seeds!r}."
         )
     if not isinstance(study.n_trials, int) or isinstance(study.n_trials, bool) or (
         study.n_trials < 1
@@ -140,6 +150,26 @@ def _check_numbers(study: Study) -> None:
     if not isinstance(study.seed, int) or isinstance(study.seed, bool) or study.seed < 0:
         raise ConfigError(
             f"Study {name!r}: `seed` must be a non-negative integer, but got {study.seed!r}."
+        )
+
+
+def _check_parts(study: Study) -> None:
+    name, test, validation = study.name, study.test_size, study.validation_size
+    if isinstance(test, bool) or not isinstance(test, int | float) or not 0.0 <= test < 1.0:
+        raise ConfigError(
+            f"Study {name!r}: `0 <= test_size < 1` must hold, but got {test!r}."
+        )
+    if test == 0 and not study.cv_folds:
+        raise ConfigError(
+            f"Study {name!r}: `test_size=0` holds no rows out, which only cross-validation "
+            "can score; set cv_folds=3 (or so), or a test_size such as 0.3."
+        )
+    if isinstance(validation, bool) or not isinstance(validation, int | float) or (
+        not 0.0 <= validation < 1.0
+    ):
+        raise ConfigError(
+            f"Study {name!r}: `0 <= validation_size < 1` must hold, but got {validation!r}; "
+            "use 0 to score trials on the test part as the lab does."
         )
 
 

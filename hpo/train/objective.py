@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import nn
@@ -31,6 +32,9 @@ from hpo.train.models import ModelSpec, build_model, count_parameters
 from hpo.train.reporter import MemoryReporter, Reporter
 from search_spaces import build_optimizer, build_scheduler
 
+# Seeds of one trial: its own seed first (one seed trains exactly as before), then strides
+# far apart, so trial n's extra seeds never repeat trial n + 1's own.
+SEED_STRIDE = 100_000
 REQUIRED_PARAMS = ("hidden_layers", "optimizer", "lr", "scheduler", "batch_size", "epochs")
 # What each epoch reports: the pruning metric first, then what plots and reports read.
 REPORTED = ("test_r2", "test_mse", "train_mse", "train_r2", "lr", "train_loss", "test_loss",
@@ -93,6 +97,11 @@ def check_params(params: Mapping[str, Any]) -> None:
         )
 
 
+def training_seeds(seed: int, count: int) -> list[int]:
+    """The training seeds of a trial whose seed is ``seed``, scored over ``count`` seeds."""
+    return [seed + SEED_STRIDE * k for k in range(count)]
+
+
 def evaluate(
     params: Mapping[str, Any],
     folds: Sequence[Fold],
@@ -101,18 +110,40 @@ def evaluate(
     seed: int = 0,
     device: str = "cpu",
     score: str = "final",
+    seeds: int = 1,
 ) -> float:
-    """Train the params on every fold and return the test R² (mean over folds).
+    """Train the params on every fold and return the R² on each fold's scored part (``test``),
+    the mean over folds, and over ``seeds`` training seeds (``training_seeds(seed, seeds)``).
 
     With one fold every epoch is reported, so pruners see the learning curve; with k folds
     each fold's R² is reported as a step (the running mean), as k-fold scores have no epochs.
+    With several seeds the first seed's curve is reported (pruners compare like with like);
+    ``seed_scores``, ``r2_mean``, ``r2_sd`` and ``epochs_trained`` record every seed's share.
 
     Raises:
-        TrialDiverged: the training loss became non-finite.
+        TrialDiverged: the training loss became non-finite (with any seed).
     """
     # The thread count is kept because CPU results repeat to the bit only with it.
     reporter.record({"params": dict(params), "family": str(params["scheduler"]),
                      "device": device, "seed": seed, "threads": torch.get_num_threads()})
+    scores = []
+    for k, one_seed in enumerate(training_seeds(seed, seeds)):
+        # Only the first seed's curve reaches the reporter; the others' are kept apart.
+        scores.append(_evaluate_seed(params, folds, reporter if k == 0 else MemoryReporter(),
+                                     seed=one_seed, device=device, score=score))
+    if seeds == 1:
+        return scores[0]
+    mean = float(np.mean(scores))
+    reporter.record({"seed_scores": scores, "r2_mean": mean,
+                     "r2_sd": float(np.std(scores, ddof=1)),
+                     "epochs_trained": int(params["epochs"]) * len(folds) * seeds})
+    return mean
+
+
+def _evaluate_seed(
+    params: Mapping[str, Any], folds: Sequence[Fold], reporter: Reporter, *, seed: int,
+    device: str, score: str,
+) -> float:
     if len(folds) == 1:
         return _evaluate_split(params, folds[0], reporter, seed=seed, device=device, score=score)
     return _evaluate_folds(params, folds, reporter, seed=seed, device=device, score=score)
