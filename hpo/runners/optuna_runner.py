@@ -37,8 +37,8 @@ from hpo.runners.samplers import make_pruner, make_sampler
 from hpo.runners.trials import claim_waiting_trial, fail_interrupted_trials, run_trial
 from hpo.store.optuna_internals import fail_stale_trials, heartbeat
 from hpo.store.record import RECORD_ATTR, folds_from_record, score_label, study_record
-from hpo.store.storage import open_storage, resolve_storage
-from hpo.store.summary import finished_count, retried_numbers
+from hpo.store.storage import exclusive_claims, open_storage, resolve_storage
+from hpo.store.summary import counted_trials, finished_count, retried_numbers
 from hpo.study.config import Study
 
 _EXIT_USER_ERROR = 2
@@ -354,8 +354,10 @@ def _study_is_full(study: Study, optuna_study: optuna.Study) -> bool:
     started at once on several hosts from each doing the whole count."""
     if study.sampler == "grid":
         return False
-    running = len(optuna_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
-    return finished_count(optuna_study) + running >= study.n_trials
+    # One read for both counts: read apart, a trial that finishes in between counts twice.
+    trials = optuna_study.get_trials(deepcopy=False)
+    running = sum(t.state == TrialState.RUNNING for t in trials)
+    return len(counted_trials(trials)) + running >= study.n_trials
 
 
 def _sampler_for(plan: _WorkPlan, index: int) -> optuna.samplers.BaseSampler:
@@ -370,6 +372,8 @@ def _sampler_for(plan: _WorkPlan, index: int) -> optuna.samplers.BaseSampler:
 def _next_trial(plan: _WorkPlan, optuna_study: optuna.Study) -> optuna.Trial | None:
     if plan.study.sampler == "grid":
         return claim_waiting_trial(optuna_study, plan.storage_url)
-    with warnings.catch_warnings():
+    # ask() takes a queued trial (a retried one) first; on SQLite two workers could take
+    # the same one without the claim lock.
+    with exclusive_claims(plan.storage_url), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "heartbeat is meant for Study.optimize": see heartbeat()
         return optuna_study.ask()
