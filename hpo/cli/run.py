@@ -25,7 +25,8 @@ from hpo.store.summary import (
     failure_summary,
     state_counts,
 )
-from hpo.study.config import PRUNERS, RAY_PRUNERS, SAMPLERS, Study
+from hpo.study.algorithms import PRUNERS, RAY_PRUNERS, SAMPLERS
+from hpo.study.config import Study
 from hpo.study.file import load_studies, select_studies
 
 EPILOG = """\

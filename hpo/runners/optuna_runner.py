@@ -33,12 +33,12 @@ from hpo.runners.devices import WorkerSlot, plan_workers, resolve_devices
 from hpo.runners.faults import RepeatGuard, deferred_stop, error_log, stop_requested
 from hpo.runners.preflight import preflight
 from hpo.runners.progress import StudyProgress
-from hpo.runners.samplers import make_pruner, make_sampler
 from hpo.runners.trials import claim_waiting_trial, fail_interrupted_trials, run_trial
 from hpo.store.optuna_internals import fail_stale_trials, heartbeat
 from hpo.store.record import RECORD_ATTR, folds_from_record, score_label, study_record
 from hpo.store.storage import exclusive_claims, open_storage, resolve_storage
 from hpo.store.summary import counted_trials, finished_count, retried_numbers
+from hpo.study.algorithms import make_pruner, make_sampler
 from hpo.study.config import Study
 
 _EXIT_USER_ERROR = 2

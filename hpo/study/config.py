@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from hpo.data import LabData
 from hpo.errors import ConfigError
+from hpo.study.algorithms import PRUNERS, RAY_PRUNERS, SAMPLERS
 
 if TYPE_CHECKING:
     import optuna
@@ -28,10 +29,6 @@ if TYPE_CHECKING:
 
 SpaceFn = Callable[["optuna.Trial"], dict[str, Any]]
 
-SAMPLERS = ("grid", "random", "tpe", "gp", "cmaes", "qmc")
-PRUNERS = ("none", "median", "percentile", "sha", "hyperband")
-# Pruners only the Ray runner offers (Ray Tune's ASHAScheduler).
-RAY_PRUNERS = ("asha",)
 SCORES = ("final", "best")
 
 
