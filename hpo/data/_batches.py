@@ -11,6 +11,7 @@ from torch.utils.data import Dataset
 
 from hpo.data._base import RegressionData
 from hpo.errors import ConfigError, DataError
+from search_spaces.values import is_int
 
 
 class RegressionDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
@@ -67,7 +68,7 @@ class InMemoryBatches:
         seed: int = 0,
     ) -> None:
         if batch_size is not None and (
-            isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
+            not is_int(batch_size) or batch_size < 1
         ):
             raise ConfigError(
                 f"`batch_size >= 1` must hold, but got {batch_size=!r}; "

@@ -6,6 +6,7 @@ import numpy as np
 
 from hpo.data._base import RegressionData
 from hpo.errors import ConfigError, DataError
+from search_spaces.values import is_int, is_number
 
 
 def train_test_split(
@@ -18,7 +19,7 @@ def train_test_split(
         >>> len(train), len(test)
         (700, 300)
     """
-    if isinstance(test_size, bool) or not 0.0 < test_size < 1.0:
+    if not is_number(test_size) or not 0.0 < test_size < 1.0:
         raise ConfigError(
             f"`0 < test_size < 1` must hold, but got {test_size=!r}; pass e.g. test_size=0.3."
         )
@@ -42,7 +43,7 @@ def kfold_splits(
         >>> [len(test) for _, test in folds]
         [11, 11, 10]
     """
-    if isinstance(k, bool) or not isinstance(k, int) or not 2 <= k <= len(data):
+    if not is_int(k) or not 2 <= k <= len(data):
         raise ConfigError(
             f"`2 <= k <= len(data)` must hold, but got {k=!r} with {len(data)} rows; pass e.g. k=3."
         )

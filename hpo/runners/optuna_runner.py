@@ -35,7 +35,13 @@ from hpo.runners.preflight import preflight
 from hpo.runners.progress import StudyProgress
 from hpo.runners.trials import claim_waiting_trial, fail_interrupted_trials, run_trial
 from hpo.store.optuna_internals import fail_stale_trials, heartbeat
-from hpo.store.record import RECORD_ATTR, folds_from_record, score_label, study_record
+from hpo.store.record import (
+    COMPARABLE_KEYS,
+    RECORD_ATTR,
+    folds_from_record,
+    score_label,
+    study_record,
+)
 from hpo.store.storage import exclusive_claims, open_storage, resolve_storage
 from hpo.store.summary import counted_trials, finished_count, retried_numbers
 from hpo.study.algorithms import make_pruner, make_sampler
@@ -186,9 +192,7 @@ def _check_same_data(study: Study, optuna_study: optuna.Study) -> None:
     if old is None:
         return
     new = study_record(study)
-    keys = ("data", "test_size", "validation_size", "cv_folds", "standardize", "seed",
-            "score", "seeds")
-    changed = [key for key in keys if old.get(key) != new[key]]
+    changed = [key for key in COMPARABLE_KEYS if old.get(key) != new[key]]
     if changed and optuna_study.get_trials(deepcopy=False):
         raise ConfigError(
             f"Study {study.name!r} already holds trials trained with other "

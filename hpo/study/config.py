@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from hpo.data import LabData
 from hpo.errors import ConfigError
 from hpo.study.algorithms import PRUNERS, RAY_PRUNERS, SAMPLERS
+from search_spaces.values import is_int, is_number
 
 if TYPE_CHECKING:
     import optuna
@@ -129,11 +130,11 @@ def _check_numbers(study: Study) -> None:
             f"Study {name!r}: `cv_folds` must be an integer >= 2 or None, "
             f"but got {study.cv_folds!r}."
         )
-    if not isinstance(study.seeds, int) or isinstance(study.seeds, bool) or study.seeds < 1:
+    if not is_int(study.seeds) or study.seeds < 1:
         raise ConfigError(
             f"Study {name!r}: `seeds` must be a positive integer, but got {study.seeds!r}."
         )
-    if not isinstance(study.n_trials, int) or isinstance(study.n_trials, bool) or (
+    if not is_int(study.n_trials) or (
         study.n_trials < 1
     ):
         raise ConfigError(
@@ -144,7 +145,7 @@ def _check_numbers(study: Study) -> None:
             f"Study {name!r}: `timeout` must be a positive number of seconds or None, "
             f"but got {study.timeout!r}."
         )
-    if not isinstance(study.seed, int) or isinstance(study.seed, bool) or study.seed < 0:
+    if not is_int(study.seed) or study.seed < 0:
         raise ConfigError(
             f"Study {name!r}: `seed` must be a non-negative integer, but got {study.seed!r}."
         )
@@ -152,7 +153,7 @@ def _check_numbers(study: Study) -> None:
 
 def _check_parts(study: Study) -> None:
     name, test, validation = study.name, study.test_size, study.validation_size
-    if isinstance(test, bool) or not isinstance(test, int | float) or not 0.0 <= test < 1.0:
+    if not is_number(test) or not 0.0 <= test < 1.0:
         raise ConfigError(
             f"Study {name!r}: `0 <= test_size < 1` must hold, but got {test!r}."
         )
@@ -161,7 +162,7 @@ def _check_parts(study: Study) -> None:
             f"Study {name!r}: `test_size=0` holds no rows out, which only cross-validation "
             "can score; set cv_folds=3 (or so), or a test_size such as 0.3."
         )
-    if isinstance(validation, bool) or not isinstance(validation, int | float) or (
+    if not is_number(validation) or (
         not 0.0 <= validation < 1.0
     ):
         raise ConfigError(

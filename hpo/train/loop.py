@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 
 from hpo.errors import ConfigError, DataError
 from hpo.train.metrics import DEFAULT_SCORES, ScoreFn
+from search_spaces.values import is_int
 
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
 """Anything re-iterable once per epoch that yields ``(x, y)``: a DataLoader, InMemoryBatches."""
@@ -91,7 +92,7 @@ def train(
         >>> result = train(model, batches, epochs=20, test_batches=test_batches)
         >>> result.history[["epoch", "train_loss", "test_r2"]].tail(1)  # doctest: +SKIP
     """
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+    if not is_int(epochs) or epochs < 1:
         raise ConfigError(f"`epochs >= 1` must hold, but got {epochs=!r}; pass e.g. epochs=50.")
     model.to(device)
     if optimizer is None:
