@@ -46,7 +46,9 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("study_file", help="a .py file defining STUDY or STUDIES")
     parser.add_argument("--study-name", help="with several studies in the file: run only this "
                         "one; with one: store it under this name")
-    parser.add_argument("--sampler", choices=SAMPLERS, help="override the study's sampler")
+    parser.add_argument("--sampler", choices=SAMPLERS,
+                        help="override the study's sampler (a grid study searched by another "
+                        "sampler searches its space and ignores its grid)")
     parser.add_argument("--pruner", choices=PRUNERS + RAY_PRUNERS,
                         help="override the study's pruner (asha: --runner ray only)")
     parser.add_argument("--n-trials", type=positive_int, help="finished trials the study "
@@ -111,6 +113,8 @@ def _chosen_studies(args: argparse.Namespace) -> list[Study]:
         ("sampler", args.sampler), ("pruner", args.pruner), ("n_trials", args.n_trials),
         ("timeout", args.timeout), ("seed", args.seed),
         ("name", args.study_name if len(studies) == 1 else None)) if value is not None}
+    if args.sampler not in (None, "grid"):
+        overrides["grid"] = None  # searched with another sampler, a grid study is a space
     return [study.replace(**overrides) for study in studies]
 
 

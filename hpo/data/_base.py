@@ -79,10 +79,12 @@ class RegressionData:
 
 @runtime_checkable
 class DataSource(Protocol):
-    """Anything that loads a `RegressionData`: `LabData`, `Mtcars`, `CsvData`, or your own.
+    """What the three built-in sources, `LabData`, `Mtcars` and `CsvData`, have in common.
 
     Sources are small frozen dataclasses, so a study can pickle them to worker processes and
-    each worker loads the data itself.
+    each worker loads the data itself. A study accepts only these three: the storage records
+    a source by its type and fields so that reports and exports rebuild the same rows, which
+    an arbitrary object would not allow. Other data goes through a CSV file and `CsvData`.
     """
 
     def load(self) -> RegressionData:
