@@ -60,6 +60,7 @@ class RegressionData:
         """The rows at ``indices``, in that order.
 
         Example:
+            >>> data = RegressionData(np.arange(3.0), np.arange(3.0) * 2, ("x",), "y")
             >>> data.subset([2, 0]).y.ravel().tolist()
             [4.0, 0.0]
         """
@@ -70,6 +71,7 @@ class RegressionData:
         """``(x, y)`` as float32 tensors on ``device``, copies that the caller may modify.
 
         Example:
+            >>> data = RegressionData(np.arange(3.0), np.arange(3.0) * 2, ("x",), "y")
             >>> x, y = data.tensors()
             >>> tuple(x.shape), x.dtype
             ((3, 1), torch.float32)

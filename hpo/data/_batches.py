@@ -21,6 +21,8 @@ class RegressionDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
     ``DataLoader`` as the lab does; `InMemoryBatches` gives the same batches much faster.
 
     Example:
+        >>> from torch.utils.data import DataLoader
+        >>> from hpo.data import LabData
         >>> dataset = RegressionDataset(LabData().load())
         >>> loader = DataLoader(dataset, batch_size=64, shuffle=True)
         >>> x, y = dataset[0]
@@ -51,6 +53,8 @@ class InMemoryBatches:
     each batch from single samples in Python. ``batch_size=None`` gives one full batch.
 
     Example:
+        >>> from hpo.data import LabData, train_test_split
+        >>> train, _ = train_test_split(LabData().load(), test_size=0.3, seed=0)
         >>> x, y = train.tensors()
         >>> batches = InMemoryBatches(x, y, batch_size=64, seed=0)
         >>> len(batches)  # 700 rows

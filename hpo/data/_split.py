@@ -15,6 +15,7 @@ def train_test_split(
     """Shuffle the rows with ``seed`` and split off ``round(test_size * n)`` of them for testing.
 
     Example:
+        >>> from hpo.data import LabData
         >>> train, test = train_test_split(LabData().load(), test_size=0.3, seed=0)
         >>> len(train), len(test)
         (700, 300)
@@ -39,6 +40,7 @@ def kfold_splits(
     """``k`` (train, test) pairs; every row is in exactly one test fold (rows shuffled by seed).
 
     Example:
+        >>> from hpo.data import Mtcars
         >>> folds = kfold_splits(Mtcars().load(), k=3, seed=0)
         >>> [len(test) for _, test in folds]
         [11, 11, 10]
@@ -61,8 +63,12 @@ class Standardizer:
     The target is left alone; a constant feature is only centred, not divided by zero.
 
     Example:
+        >>> from hpo.data import Mtcars
+        >>> train, test = train_test_split(Mtcars().load(), test_size=0.3, seed=0)
         >>> scaler = Standardizer().fit(train)
         >>> train, test = scaler.transform(train), scaler.transform(test)
+        >>> train.x.mean(axis=0).round(6).tolist() == [0.0] * train.n_features
+        True
     """
 
     def __init__(self) -> None:
