@@ -233,3 +233,20 @@ def test_the_printed_dashboard_line_shows_studies_and_intermediate_r2(
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+@pytest.mark.parametrize(("argv", "heavy"), [
+    (["--help"], ("torch", "optuna", "pandas", "ray")),
+    (["list", "--storage", "nothing-here.journal"], ("torch", "ray")),
+])
+def test_help_and_list_import_no_heavy_library(
+    tmp_path: Path, argv: list[str], heavy: tuple[str, ...]
+) -> None:
+    """`hpo --help` and `hpo list` answer at once: torch alone takes seconds to import."""
+    probe = ("import sys\nfrom hpo.cli import main\n"
+             f"try:\n    main({argv!r})\nexcept SystemExit:\n    pass\n"
+             f"print(sorted(m for m in {heavy!r} if m in sys.modules))\n")
+    done = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True,
+                          text=True, env={"PYTHONPATH": str(Path(__file__).parents[1]),
+                                          "PATH": "/usr/bin:/bin"}, timeout=120)
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout + done.stderr
