@@ -21,7 +21,7 @@ from hpo.errors import ConfigError
 from hpo.results.compare import compare, served_families
 from hpo.results.export import export
 from hpo.results.manual import load_manual
-from hpo.results.tables import load_study
+from hpo.results.tables import load_study, trial_history, trial_params
 from hpo.store.record import RECORD_ATTR, folds_from_record, stored_record
 from hpo.store.storage import open_storage
 from hpo.train.objective import evaluate, train_params
@@ -235,13 +235,15 @@ def test_manual_trials_are_stored_tagged_with_their_values(
             config.who,
             config.family,
         )
-        assert attrs["params"] == config.params and attrs["study"] == f"lr-{config.family}"
+        assert trial_params(trial) == config.params and attrs["study"] == f"lr-{config.family}"
         assert trial.value == by_hand(storage, attrs["study"], config.params)[attrs["seed"]]
-        assert len(attrs["history"]) == attrs["epochs_run"] == config.params["epochs"]
+        history = trial_history(trial).to_dict(orient="records")
+        assert "history" not in attrs and "params" not in attrs  # kept out of the dashboard
+        assert len(history) == attrs["epochs_run"] == config.params["epochs"]
         assert attrs["threads"] >= 1  # recorded by the objective: export can reproduce it
         assert attrs["n_params"] > 0 and attrs["seconds"] > 0 and attrs["ended"] == "completed"
         assert trial.intermediate_values == {
-            row["epoch"]: row["test_r2"] for row in attrs["history"]
+            row["epoch"]: row["test_r2"] for row in history
         }
 
 

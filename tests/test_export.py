@@ -20,7 +20,7 @@ from hpo.cli import main
 from hpo.data import Standardizer, train_test_split
 from hpo.errors import ConfigError, DataError
 from hpo.results.export import export, predict, predict_csv
-from hpo.results.tables import load_study, trial_params
+from hpo.results.tables import load_study, trial_history, trial_params
 from hpo.store.record import RECORD_ATTR, data_source, folds_from_record, stored_record
 from hpo.store.storage import open_storage
 from hpo.store.summary import best_trial
@@ -89,7 +89,7 @@ def retrained_by_hand(storage: str, name: str) -> tuple[torch.nn.Module, Any, An
     study = load_study(name, storage)
     trial = best_trial(study)
     fold = folds_from_record(stored_record(study))[0]
-    history = pd.DataFrame(trial.user_attrs["history"])
+    history = trial_history(trial)
     stop = int(history.loc[history["test_r2"].idxmax(), "epoch"]) if name == "cars" else 10
     torch.set_num_threads(os.cpu_count() or 1)  # what the runner gave its one worker
     try:
@@ -133,7 +133,7 @@ def test_exported_model_scores_the_stored_value(
 
 def test_the_epoch_the_study_scored_is_saved(storage: str, exported: dict[str, Path]) -> None:
     cars = best_trial(load_study("cars", storage))
-    history = pd.DataFrame(cars.user_attrs["history"])
+    history = trial_history(cars)
     best_epoch = int(history.loc[history["test_r2"].idxmax(), "epoch"])
     assert best_epoch < 60  # score="best": not the last epoch, so stopping there matters
     assert load_model(exported["cars"])[2]["epoch"] == best_epoch

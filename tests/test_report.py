@@ -27,6 +27,7 @@ from hpo.results.report import (
     make_report,
     write_report,
 )
+from hpo.results.tables import trial_history, trial_params
 from hpo.store.record import RECORD_ATTR
 from hpo.store.storage import open_storage
 from search_spaces import (
@@ -183,7 +184,7 @@ def test_trials_csv_equals_the_storage(report: Path, storage: str) -> None:
         frame["value"],
         [t.value if t.state == TrialState.COMPLETE else np.nan for t in trials],
     )
-    np.testing.assert_allclose(frame["params_lr"], [t.user_attrs["params"]["lr"] for t in trials])
+    np.testing.assert_allclose(frame["params_lr"], [trial_params(t)["lr"] for t in trials])
 
 
 def test_the_best_model_is_retrained_exactly(storage: str) -> None:
@@ -227,7 +228,7 @@ def test_only_pruned_and_failed_trials_still_give_a_report(storage: str, tmp_pat
 def test_a_cross_validated_study_retrains_its_first_fold(storage: str, tmp_path: Path) -> None:
     study = stored(storage, "cv")
     fit = best_prediction(study)
-    first_fold = study.best_trial.user_attrs["history"][0]  # one row per fold
+    first_fold = trial_history(study.best_trial).iloc[0]  # one row per fold
     assert fit.where == "fold 1 of 3"
     assert fit.test_r2 == pytest.approx(first_fold["test_r2"], abs=1e-6)
     report = make_report("cv", storage=storage, out=tmp_path)

@@ -17,6 +17,7 @@ import torch
 from optuna.trial import TrialState
 
 from hpo import ConfigError, DeviceError, Study
+from hpo.results.tables import trial_history, trial_params
 from hpo.runners.devices import plan_workers, resolve_devices
 from hpo.runners.optuna_runner import RunOptions, run
 from hpo.store.storage import open_storage
@@ -59,7 +60,7 @@ def test_every_pruner_runs_and_pruned_trials_stop_early(tmp_path: Path, pruner: 
     for trial in pruned:
         assert trial.user_attrs["ended"] == "pruned"
         assert len(trial.intermediate_values) == trial.user_attrs["epochs_run"]
-        assert len(trial.user_attrs["history"]) == trial.user_attrs["epochs_run"]
+        assert len(trial_history(trial)) == trial.user_attrs["epochs_run"]
 
 
 def test_median_pruning_saves_epochs(tmp_path: Path) -> None:
@@ -80,8 +81,11 @@ def test_trials_record_their_attributes(tmp_path: Path) -> None:
     assert attrs["n_params"] == (1 * 8 + 8) + (8 * 1 + 1)
     assert attrs["seconds"] > 0 and attrs["epochs_run"] == 6
     assert attrs["test_r2"] == pytest.approx(trial.value)
-    assert attrs["params"]["lr"] == trial.params["lr"] and attrs["params"]["width"] == 8
-    assert [row["epoch"] for row in attrs["history"]] == list(range(1, 7))
+    params = trial_params(trial)
+    assert params["lr"] == trial.params["lr"] and params["width"] == 8
+    assert list(trial_history(trial)["epoch"]) == list(range(1, 7))
+    # The bulky ones stay out of optuna-dashboard's trial table (hpo.store.attrs).
+    assert "history" not in attrs and "params" not in attrs
 
 
 def test_same_seed_gives_the_same_study(tmp_path: Path) -> None:

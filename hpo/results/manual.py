@@ -45,6 +45,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from hpo.data import Fold
 from hpo.errors import ConfigError
+from hpo.results.tables import trial_params
+from hpo.store.attrs import split_attrs
 from hpo.store.record import folds_from_record, stored_record
 from hpo.store.storage import open_storage
 from hpo.train.objective import TrialDiverged, check_params, evaluate
@@ -280,7 +282,7 @@ def _stored_runs(manual: optuna.Study, config: ManualConfig,
     runs = {}
     for trial in manual.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL)):
         attrs = trial.user_attrs
-        if (attrs.get("name"), attrs.get("study"), attrs.get("params"),
+        if (attrs.get("name"), attrs.get("study"), trial_params(trial),
                 attrs.get("folds")) == wanted:
             runs[int(attrs["seed"])] = trial
     return runs
@@ -299,5 +301,6 @@ def _train(config: ManualConfig, baseline: Baseline, seed: int) -> FrozenTrial:
     except TrialDiverged:  # kept as a failed trial: a config that diverges is a finding too
         value, state = None, TrialState.FAIL
     curve = {int(row["epoch"]): float(row["test_r2"]) for row in reporter.history}
-    return optuna.trial.create_trial(state=state, value=value, user_attrs=reporter.attrs,
-                                     intermediate_values=curve)
+    user, hidden = split_attrs(reporter.attrs)
+    return optuna.trial.create_trial(state=state, value=value, user_attrs=user,
+                                     system_attrs=hidden, intermediate_values=curve)

@@ -13,7 +13,7 @@ from torch import nn
 
 from hpo.data import Fold
 from hpo.errors import ConfigError
-from hpo.results.tables import trial_params
+from hpo.results.tables import trial_history, trial_params
 from hpo.store.record import folds_from_record
 from hpo.train.loop import TrainResult
 from hpo.train.models import ModelSpec
@@ -22,9 +22,9 @@ from hpo.train.objective import train_params
 
 def scored_epoch(trial: FrozenTrial, record: dict[str, Any]) -> int:
     """The epoch whose weights the trial was scored on: the best one with score="best"."""
-    history = trial.user_attrs.get("history") or []
-    if record.get("score") == "best" and history and "epoch" in history[0]:
-        return int(max(history, key=lambda row: row["test_r2"])["epoch"])
+    history = trial_history(trial)
+    if record.get("score") == "best" and "epoch" in history and "test_r2" in history:
+        return int(history["epoch"].to_numpy()[history["test_r2"].to_numpy().argmax()])
     return int(trial_params(trial)["epochs"])
 
 

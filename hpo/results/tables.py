@@ -16,6 +16,7 @@ import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
 from hpo.errors import ConfigError
+from hpo.store.attrs import trial_attr
 from hpo.store.storage import open_existing_storage, resolve_storage, study_names
 from hpo.store.summary import STATES, best_value, state_counts
 
@@ -42,7 +43,7 @@ def trials_frame(optuna_study: optuna.Study) -> pd.DataFrame:
 
 
 def _trial_row(trial: FrozenTrial) -> dict[str, Any]:
-    params = trial.user_attrs.get("params", trial.params)
+    params = trial_params(trial)
     # Optuna gives a pruned trial its last reported R² as value; a table would pass it off
     # as a final score, so only complete trials show one.
     value = trial.value if trial.state == TrialState.COMPLETE else None
@@ -81,13 +82,16 @@ def _searched_names(optuna_study: optuna.Study) -> list[str]:
 
 
 def trial_history(trial: FrozenTrial) -> pd.DataFrame:
-    """The trial's per-epoch table (per-fold for cross-validated studies)."""
-    return pd.DataFrame(trial.user_attrs.get("history", []))
+    """The trial's per-epoch table (per-fold for cross-validated studies).
+
+    The one reader of the stored history (``hpo.store.attrs`` says where it is kept).
+    """
+    return pd.DataFrame(trial_attr(trial, "history", []))
 
 
 def trial_params(trial: FrozenTrial) -> dict[str, Any]:
     """Every param the trial trained with, fixed ones included."""
-    return dict(trial.user_attrs.get("params", trial.params))
+    return dict(trial_attr(trial, "params", trial.params))
 
 
 def study_table(storage: str | None = None) -> pd.DataFrame:

@@ -18,7 +18,8 @@ from optuna.trial import TrialState
 
 from hpo.data import Fold
 from hpo.errors import ConfigError, HPOError
-from hpo.store.optuna_internals import storage_of, trial_handle
+from hpo.store.attrs import split_attrs
+from hpo.store.optuna_internals import set_trial_system_attr, storage_of, trial_handle
 from hpo.store.storage import exclusive_claims
 from hpo.study.config import Study
 from hpo.train.objective import TrialDiverged, evaluate
@@ -41,8 +42,11 @@ class OptunaReporter(MemoryReporter):
 
     def record(self, attrs: Mapping[str, Any]) -> None:
         super().record(attrs)
-        for key, value in attrs.items():
+        user, hidden = split_attrs(attrs)
+        for key, value in user.items():
             self.trial.set_user_attr(key, value)
+        for key, value in hidden.items():  # bulky: kept out of the dashboard's trial table
+            set_trial_system_attr(self.trial, key, value)
 
 
 def fail_interrupted_trials(optuna_study: optuna.Study) -> list[int]:

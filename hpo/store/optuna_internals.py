@@ -9,7 +9,9 @@ silently changing how trials are stored:
 - ``JournalFileBackend.append_logs``: overridden to fsync on state changes only;
 - ``Study._storage``: the storage's atomic WAITING -> RUNNING switch, to claim a grid point;
 - ``optuna.Trial(study, trial_id)``: a trial handle for a trial claimed that way (``ask()``
-  would create a new trial instead).
+  would create a new trial instead);
+- ``Trial._trial_id``: to set a trial system attribute through the storage's public
+  ``set_trial_system_attr`` (``Trial.set_system_attr`` is deprecated).
 """
 
 from __future__ import annotations
@@ -68,3 +70,8 @@ def storage_of(optuna_study: optuna.Study) -> BaseStorage:
 def trial_handle(optuna_study: optuna.Study, trial_id: int) -> optuna.Trial:
     """A live trial object for a trial that already exists in the storage."""
     return optuna.Trial(optuna_study, trial_id)
+
+
+def set_trial_system_attr(trial: optuna.Trial, key: str, value: Any) -> None:
+    """Store an attribute that optuna-dashboard does not show (see ``hpo.store.attrs``)."""
+    trial.storage.set_trial_system_attr(trial._trial_id, key, value)
