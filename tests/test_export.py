@@ -263,9 +263,11 @@ def test_predict_command_with_x(
     exported: dict[str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["predict", str(exported["lab"]), "--x", "0.5", "--x", "3"]) == 0
-    lines = capsys.readouterr().out.split()
+    header, *rows = capsys.readouterr().out.splitlines()
     expected = predict(exported["lab"], [0.5, 3.0])
-    assert [np.float32(line) for line in lines] == list(expected)
+    assert header.split() == ["x", "prediction"]  # each input next to its prediction
+    assert [[np.float32(cell) for cell in row.split()] for row in rows] == [
+        [np.float32(0.5), expected[0]], [np.float32(3.0), expected[1]]]
 
 
 def test_predict_command_with_csv(

@@ -24,7 +24,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def execute(args: argparse.Namespace) -> int:
-    extra = export(args.study, args.out, storage=args.storage, trial=args.trial)
+    extra = export(args.study, args.out, storage=args.storage, trial=args.trial, progress=True)
     print(f"Saved trial {extra['trial']} of {extra['study']!r} to {args.out}: test R² "
           f"{extra['retrained_r2']:.6f} re-trained, {extra['test_r2']:.6f} stored.")
     print(f"Predict with: hpo predict {args.out} "

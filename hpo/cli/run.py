@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import argparse
 import math
+import textwrap
 from typing import Any
 
 import optuna
 import pandas as pd
 
 from hpo.cli import COMMANDS
-from hpo.cli._args import add_storage_argument, positive_float, positive_int
-from hpo.errors import ConfigError
-from hpo.results.tables import leaderboard, trial_params
+from hpo.cli._args import WIDTH, add_storage_argument, positive_float, positive_int, wrapped
+from hpo.errors import ConfigError, HPOError
+from hpo.results.tables import leaderboard, load_study, trial_params
 from hpo.runners.optuna_runner import RunOptions, run
 from hpo.store.storage import dashboard_command
-from hpo.store.summary import best_trial, best_value, counts_text, state_counts
+from hpo.store.summary import best_trial, best_value, counts_text, finished_count, state_counts
 from hpo.study.config import PRUNERS, SAMPLERS, Study
 from hpo.study.file import load_studies, select_studies
 
@@ -30,8 +31,8 @@ A grid study runs each grid point exactly once (--n-trials does not apply).
 def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "run", help=COMMANDS["run"], epilog=EPILOG,
-        description="Run (or resume) the studies a study file defines, then print a "
-                    "leaderboard and the line that opens them in optuna-dashboard.",
+        description=wrapped("Run (or resume) the studies a study file defines, then print a "
+                            "leaderboard and the line that opens them in optuna-dashboard."),
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("study_file", help="a .py file defining STUDY or STUDIES")
     parser.add_argument("--study-name", help="with several studies in the file: run only this "
@@ -62,8 +63,9 @@ def execute(args: argparse.Namespace) -> int:
                          progress=not args.no_progress)
     finished = []
     for study in studies:
+        before = _finished_so_far(study.name, args.storage)
         optuna_study = run(study, options)
-        _print_study(study, optuna_study, args.top)
+        _print_study(study, optuna_study, args.top, ran=finished_count(optuna_study) - before)
         finished.append(optuna_study)
     if len(finished) > 1:
         print(_summary_table(finished))
@@ -82,33 +84,62 @@ def _chosen_studies(args: argparse.Namespace) -> list[Study]:
     return [study.replace(**overrides) for study in studies]
 
 
-def _print_study(study: Study, optuna_study: optuna.Study, top: int) -> None:
+def _finished_so_far(name: str, storage: str | None) -> int:
+    try:
+        return finished_count(load_study(name, storage))
+    except HPOError:  # no storage or no such study yet: a first run
+        return 0
+
+
+def _print_study(study: Study, optuna_study: optuna.Study, top: int, ran: int) -> None:
     print(f"\n== {study.name}: {_counts(optuna_study)}")
+    if ran == 0:
+        print(f"Nothing new ran: the study already held its {finished_count(optuna_study)} "
+              "finished trials (raise --n-trials to extend it).")
     board = leaderboard(optuna_study, top=top)
     if board.empty:
         print("No complete trial: every trial was pruned or failed.")
         return
-    with pd.option_context("display.width", 160, "display.max_columns", 20,
-                           "display.float_format", "{:.4g}".format):
-        table = _fit_to_terminal(board)
-        width = int(table["params"].str.len().max()) if "params" in table else 0
-        print(table.to_string(index=False,
-                              formatters={"params": lambda text: f"{text:<{width}}"}))
+    print(_fit_to_terminal(board))
     best = best_trial(optuna_study)
     print(f"best score (test R²): {best.value:.4f}  (trial {best.number})")
-    print(f"best params: {best.params or trial_params(best)}")
+    print(textwrap.fill(f"best params: {_short(best.params or trial_params(best), full=True)}",
+                        width=WIDTH, subsequent_indent="  "))
 
 
-def _fit_to_terminal(board: pd.DataFrame, most_columns: int = 4) -> pd.DataFrame:
-    """Many searched params do not fit side by side: fold them into one text column."""
+def _fit_to_terminal(board: pd.DataFrame, most_columns: int = 4) -> str:
+    """The leaderboard in at most WIDTH columns: a column per searched param when they fit,
+    else one folded ``params`` column, cut with "…" (the full params: trials.csv, hpo report)."""
     params = [c for c in board.columns if c.startswith("params_")]
-    if len(params) <= most_columns:
-        return board
-    folded = board.drop(columns=params)
-    folded["params"] = [
-        _short({c.removeprefix("params_"): row[c] for c in params if pd.notna(row[c])})
-        for _, row in board.iterrows()]
-    return folded
+    table = board.rename(columns={"number": "trial", "value": "test R²", "epochs_run": "epochs"})
+    table = table.rename(columns={c: c.removeprefix("params_") for c in params})
+    names = [c.removeprefix("params_") for c in params]
+    text = _render(table)
+    if len(params) <= most_columns and _widest(text) <= WIDTH:
+        return text
+    table = table.drop(columns=names)
+    table["params"] = [_short({n: row[n] for n in names if pd.notna(row[n])})
+                       for _, row in table.assign(**{n: board[f"params_{n}"] for n in names})
+                       .iterrows()]
+    room = WIDTH - _widest(_render(table.drop(columns="params"))) - 2
+    table["params"] = [text if len(text) <= room else text[:room - 1] + "…"
+                       for text in table["params"]]
+    return _render(table)
+
+
+def _render(table: pd.DataFrame) -> str:
+    with pd.option_context("display.width", 10 * WIDTH, "display.max_columns", 50,
+                           "display.max_colwidth", 10 * WIDTH,
+                           "display.float_format", "{:.4g}".format):
+        if "params" not in table:
+            return table.to_string(index=False)
+        width = int(table["params"].str.len().max())
+        return table.to_string(index=False, justify="left",
+                               formatters={"params": lambda text: f"{text:<{width}}"})
+
+
+def _widest(text: str) -> int:
+    return max(len(line.rstrip()) for line in text.splitlines())
 
 
 def _counts(optuna_study: optuna.Study) -> str:
@@ -127,9 +158,14 @@ def _summary_table(studies: list[optuna.Study]) -> str:
         rows.append({"study": optuna_study.study_name,
                      "best R²": "-" if math.isnan(value) else f"{value:.4f}",
                      "trials": _counts(optuna_study), "best params": _short(params)})
-    return "\n== Best per study\n" + pd.DataFrame(rows).to_string(index=False)
+    table = pd.DataFrame(rows)
+    room = WIDTH - _widest(table.drop(columns="best params").to_string(index=False)) - 2
+    table["best params"] = [text if len(text) <= room else text[:room - 1] + "…"
+                            for text in table["best params"]]
+    return "\n== Best per study\n" + table.to_string(index=False)
 
 
-def _short(params: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+def _short(params: dict[str, Any], full: bool = False) -> str:
+    """``lr=0.0867, width=20``: 3 significant digits, or every digit with ``full``."""
+    return ", ".join(f"{k}={v:.3g}" if isinstance(v, float) and not full else f"{k}={v}"
                      for k, v in params.items())

@@ -44,6 +44,7 @@ from hpo.results.manual import (
 from hpo.results.markdown import table as markdown_table
 from hpo.results.tables import load_study
 from hpo.store.record import RECORD_ATTR
+from hpo.train.progress import Progress
 
 COLUMNS = ("family", "study", "manual_configs", "best_manual", "best_manual_who",
            "best_manual_r2", "best_manual_sd", "best_auto_r2", "best_auto_trial", "trials_auto",
@@ -59,11 +60,14 @@ def compare(
     storage: str | None = None,
     seeds: int = 3,
     out: str | Path | None = None,
+    *,
+    progress: bool = False,
 ) -> pd.DataFrame:
     """Re-train the hand-picked configs and compare them with the studies, one row a family.
 
     With ``out``, also writes ``compare.md`` (both tables) and ``compare.png`` there.
     ``frame.attrs["configs"]`` holds one row per config (mean ± sd over the seeds).
+    With ``progress``, shows the configs re-trained so far and the best mean R² among them.
     """
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise ConfigError(f"`seeds` must be an int >= 1, but got {seeds!r}; pass e.g. 3.")
@@ -72,7 +76,11 @@ def compare(
     served = _served(studies, {c.family for c in configs})
     manual = open_manual_study(manual_study_name(manual_path), storage)
     baselines = {s.study_name: Baseline.of(s) for s in served.values()}
-    scores = _scores(configs, served, baselines, list(range(seeds)), manual)
+    bar = Progress(len(configs) * seeds, "hand-picked configs", unit="run", enabled=progress)
+    try:
+        scores = _scores(configs, served, baselines, list(range(seeds)), manual, bar)
+    finally:
+        bar.close()
     _keep_record(manual, list(baselines.values()), manual_path)
     table = pd.DataFrame([_family_row(family, served.get(family), scores)
                           for family in dict.fromkeys(c.family for c in configs)],
@@ -112,16 +120,25 @@ def _served(studies: list[optuna.Study], wanted: set[str]) -> dict[str, optuna.S
 
 def _scores(configs: list[ManualConfig], served: dict[str, optuna.Study],
             baselines: dict[str, Baseline], seeds: list[int],
-            manual: optuna.Study) -> pd.DataFrame:
+            manual: optuna.Study, bar: Progress) -> pd.DataFrame:
     """One row per config: its mean and sd test R² over the seeds, and what it cost."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     for config in configs:
         study = served.get(config.family)
         trials = retrain(config, baselines[study.study_name], seeds, manual) if study else []
         rows.append({"name": config.name, "who": config.who, "family": config.family,
                      "study": study.study_name if study else None, **_summary(trials)})
+        bar.update(len(rows) * len(seeds), _best_so_far(rows))
     return pd.DataFrame(rows, columns=["name", "who", "family", "study", "mean_r2", "sd_r2",
                                        "seeds", "diverged", "epochs"])
+
+
+def _best_so_far(rows: list[dict[str, Any]]) -> str:
+    means = [row for row in rows if not math.isnan(row["mean_r2"])]
+    if not means:
+        return ""
+    best = max(means, key=lambda row: row["mean_r2"])
+    return f"best mean R² {best['mean_r2']:.4f} ({best['name']})"
 
 
 def _summary(trials: list[FrozenTrial]) -> dict[str, Any]:

@@ -40,7 +40,8 @@ PREDICTION_COLUMN = "prediction"
 
 
 def export(
-    study_name: str, out: str | Path, storage: str | None = None, trial: int | None = None
+    study_name: str, out: str | Path, storage: str | None = None, trial: int | None = None,
+    *, progress: bool = False,
 ) -> dict[str, Any]:
     """Re-train the best (or the given) trial of a study and save it to ``out``.
 
@@ -56,7 +57,7 @@ def export(
             f"Study {study_name!r} was scored by {record['cv_folds']}-fold cross-validation, "
             "expected one train/test split: a k-fold score belongs to k models, not one; "
             "run the best params in a study with cv_folds=None and export that.")
-    model, spec, retrained, fold = _retrain(chosen, record)
+    model, spec, retrained, fold = _retrain(chosen, record, progress)
     extra = _extra(optuna_study.study_name, chosen, fold, record, retrained)
     save_model(out, model, spec, extra)
     if abs(retrained - float(chosen.value or 0.0)) > TOLERANCE:
@@ -78,9 +79,10 @@ def _trial(optuna_study: Any, number: int) -> FrozenTrial:
     return complete[number]
 
 
-def _retrain(trial: FrozenTrial, record: dict[str, Any]) -> tuple[Any, Any, float, Fold]:
+def _retrain(trial: FrozenTrial, record: dict[str, Any],
+             progress: bool = False) -> tuple[Any, Any, float, Fold]:
     """The trial's model trained again, and its test R² (to check against the stored one)."""
-    model, spec, result, fold = retrain_trial(trial, record)
+    model, spec, result, fold = retrain_trial(trial, record, progress=progress)
     if result.diverged:
         raise ConfigError(f"Re-training trial {trial.number} diverged ({result.message}), "
                           "though the study completed it; export another trial (--trial).")

@@ -78,19 +78,22 @@ def write_report(study_name: str, storage: str | None = None,
 
 
 def make_report(study_name: str, storage: str | None = None,
-                out: str | Path | None = None) -> Report:
-    """``write_report``, returning what was drawn and skipped as well as the folder."""
+                out: str | Path | None = None, *, progress: bool = False) -> Report:
+    """``write_report``, returning what was drawn and skipped as well as the folder.
+
+    With ``progress``, shows the re-training of the best trial (for its prediction figure).
+    """
     url = existing_storage(storage)
     study = load_study(study_name, url)
     report = Report(_out_folder(study_name, out))
-    for spec in figure_specs(study):
+    for spec in figure_specs(study, progress=progress):
         _write_figure(spec, study, report)
     trials_frame(study).to_csv(report.folder / TRIALS_CSV, index=False)
     report.index.write_text(index_markdown(study, url, report), encoding="utf-8")
     return report
 
 
-def figure_specs(study: optuna.Study) -> list[FigureSpec]:
+def figure_specs(study: optuna.Study, *, progress: bool = False) -> list[FigureSpec]:
     """The report's figures, in the order index.md shows them."""
     step = "fold" if _record(study).get("cv_folds") else "epoch"
     return [
@@ -100,7 +103,7 @@ def figure_specs(study: optuna.Study) -> list[FigureSpec]:
         FigureSpec("lr_curves.png", "Learning-rate schedules of the top trials per family",
                    plots.lr_curves),
         FigureSpec("prediction.png", "The best model's prediction over the data",
-                   lambda s: plots.prediction(best_prediction(s))),
+                   lambda s: plots.prediction(best_prediction(s, progress=progress))),
         FigureSpec("mse.png", "Train and test MSE per epoch of the best trial",
                    lambda s: plots.mse_curves(_best(s))),
         FigureSpec("importances.png", "Parameter importances", plots.param_importances),
@@ -129,7 +132,7 @@ def _skip(report: Report, spec: FigureSpec, path: Path, reason: str) -> None:
     path.unlink(missing_ok=True)  # an old run's figure would contradict the note
 
 
-def best_prediction(study: optuna.Study) -> plots.Prediction:
+def best_prediction(study: optuna.Study, *, progress: bool = False) -> plots.Prediction:
     """Retrain the best trial on the study's first fold (hpo.store.record.retrain_trial).
 
     On the CPU this is the model the trial scored; a GPU-trained trial's may differ in the
@@ -137,7 +140,7 @@ def best_prediction(study: optuna.Study) -> plots.Prediction:
     """
     trial = _best(study)
     record = stored_record(study)
-    model, _, result, fold = retrain_trial(trial, record)
+    model, _, result, fold = retrain_trial(trial, record, progress=progress)
     cv_folds = record.get("cv_folds")
     return plots.Prediction(trial=trial.number, train=fold.train, test=fold.test,
                             predict=_predictor(model),

@@ -77,7 +77,8 @@ def run(study: Study, options: RunOptions | None = None) -> optuna.Study:
         slots = _one_worker_for_unpicklable(study, slots, asked=options.workers is not None)
     plan = _WorkPlan(study, storage_url, parallel=len(slots) > 1,
                      seed_offset=len(optuna_study.get_trials(deepcopy=False)))
-    progress = StudyProgress(optuna_study, remaining, enabled=options.progress)
+    target = finished_count(optuna_study) + remaining
+    progress = StudyProgress(optuna_study, target, enabled=options.progress)
     try:
         if len(slots) == 1:
             _work(plan, slots[0], 0, remaining, progress.refresh)
