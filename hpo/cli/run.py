@@ -111,31 +111,30 @@ def _fit_to_terminal(board: pd.DataFrame, most_columns: int = 4) -> str:
     """The leaderboard in at most WIDTH columns: a column per searched param when they fit,
     else one folded ``params`` column, cut with "…" (the full params: trials.csv, hpo report)."""
     params = [c for c in board.columns if c.startswith("params_")]
-    table = board.rename(columns={"number": "trial", "value": "test R²", "epochs_run": "epochs"})
-    table = table.rename(columns={c: c.removeprefix("params_") for c in params})
-    names = [c.removeprefix("params_") for c in params]
-    text = _render(table)
+    table = board.rename(columns={"number": "trial", "value": "test R²",
+                                  "epochs_run": "epochs run"})
+    text = _render(table.rename(columns={c: c.removeprefix("params_") for c in params}))
     if len(params) <= most_columns and _widest(text) <= WIDTH:
         return text
-    table = table.drop(columns=names)
-    table["params"] = [_short({n: row[n] for n in names if pd.notna(row[n])})
-                       for _, row in table.assign(**{n: board[f"params_{n}"] for n in names})
-                       .iterrows()]
-    room = WIDTH - _widest(_render(table.drop(columns="params"))) - 2
-    table["params"] = [text if len(text) <= room else text[:room - 1] + "…"
-                       for text in table["params"]]
-    return _render(table)
+    folded = [_short({c.removeprefix("params_"): row[c] for c in params if pd.notna(row[c])})
+              for _, row in board.iterrows()]
+    return _with_text_column(_render(table.drop(columns=params)), "params", folded)
+
+
+def _with_text_column(text: str, header: str, cells: list[str]) -> str:
+    """A left-aligned text column appended to a rendered table, cut to fit WIDTH."""
+    lines = text.splitlines()
+    left = max(len(line) for line in lines) + 2
+    room = WIDTH - left
+    cut = [cell if len(cell) <= room else cell[:room - 1] + "…" for cell in [header, *cells]]
+    return "\n".join(f"{line:<{left}}{cell}" for line, cell in zip(lines, cut, strict=True))
 
 
 def _render(table: pd.DataFrame) -> str:
     with pd.option_context("display.width", 10 * WIDTH, "display.max_columns", 50,
                            "display.max_colwidth", 10 * WIDTH,
                            "display.float_format", "{:.4g}".format):
-        if "params" not in table:
-            return table.to_string(index=False)
-        width = int(table["params"].str.len().max())
-        return table.to_string(index=False, justify="left",
-                               formatters={"params": lambda text: f"{text:<{width}}"})
+        return table.to_string(index=False)
 
 
 def _widest(text: str) -> int:
@@ -159,10 +158,9 @@ def _summary_table(studies: list[optuna.Study]) -> str:
                      "best R²": "-" if math.isnan(value) else f"{value:.4f}",
                      "trials": _counts(optuna_study), "best params": _short(params)})
     table = pd.DataFrame(rows)
-    room = WIDTH - _widest(table.drop(columns="best params").to_string(index=False)) - 2
-    table["best params"] = [text if len(text) <= room else text[:room - 1] + "…"
-                            for text in table["best params"]]
-    return "\n== Best per study\n" + table.to_string(index=False)
+    text = _with_text_column(table.drop(columns="best params").to_string(index=False),
+                             "best params", list(table["best params"]))
+    return "\n== Best per study\n" + text
 
 
 def _short(params: dict[str, Any], full: bool = False) -> str:

@@ -22,6 +22,7 @@ from hpo.store.summary import STATES, best_value, state_counts
 
 # Trial attributes shown next to the value in tables, in this order.
 _ATTR_COLUMNS = ("ended", "family", "epochs_run", "seconds", "n_params", "device", "source")
+_INT_COLUMNS = ("number", "epochs_run", "n_params")
 
 
 def load_study(name: str, storage: str | None = None) -> optuna.Study:
@@ -39,7 +40,9 @@ def load_study(name: str, storage: str | None = None) -> optuna.Study:
 def trials_frame(optuna_study: optuna.Study) -> pd.DataFrame:
     """One row per trial: number, state, value, the readable attributes, then every param."""
     rows = [_trial_row(t) for t in optuna_study.get_trials(deepcopy=False)]
-    return pd.DataFrame(rows, columns=_columns(rows))
+    frame = pd.DataFrame(rows, columns=_columns(rows))
+    # Counts stay integers (481, not 481.0) when a failed trial leaves a gap in the column.
+    return frame.astype({column: "Int64" for column in _INT_COLUMNS})
 
 
 def _trial_row(trial: FrozenTrial) -> dict[str, Any]:
