@@ -3,7 +3,8 @@ done, how much is left, the best so far.
 
 On a terminal it is a tqdm bar. Piped to a file, a bar would write an update line per
 refresh (over a hundred for one study), so it prints a plain line when the job starts and
-at each quarter of the work instead: five lines however long the job.
+at each quarter of the work instead (at most one every 2 s, and always the last): at most
+five lines however long the job.
 
 Example:
     >>> progress = Progress(30, "lr-cosine", unit="trial", initial=10, enabled=False)
@@ -20,6 +21,7 @@ from typing import IO
 from tqdm.auto import tqdm
 
 QUARTERS = 4
+MIN_SECONDS = 2.0  # between two plain lines, but for the last: a 1-s job gets two lines
 
 
 class Progress:
@@ -30,7 +32,7 @@ class Progress:
         self.total, self.desc, self.unit, self.initial = total, desc, unit, initial
         self._stream = stream if stream is not None else sys.stderr
         self._enabled = enabled
-        self._start = time.monotonic()
+        self._start = self._last = time.monotonic()
         self._done, self._next_quarter = initial, 1
         self._bar = None
         if enabled and _is_terminal(self._stream):
@@ -48,7 +50,8 @@ class Progress:
             self._bar.update(done - self._bar.n)
             if note:
                 self._bar.set_postfix_str(note, refresh=True)
-        elif self._enabled and done > self._done and self._crossed_quarter(done):
+        elif self._enabled and done > self._done and self._crossed_quarter(done) and (
+                done == self.total or time.monotonic() - self._last > MIN_SECONDS):
             self._line(self._status(done, note))
         self._done = done
 
@@ -73,6 +76,7 @@ class Progress:
                 f"{', ' + note if note else ''} ({timing})")
 
     def _line(self, text: str) -> None:
+        self._last = time.monotonic()
         print(text, file=self._stream, flush=True)
 
 
