@@ -42,6 +42,7 @@ R2 = "test R²"
 # R² has no lower bound; one diverged trial at -50 would flatten every other curve.
 R2_FLOOR = -1.0
 TOP_PER_FAMILY = 3
+SLICE_PANELS = 4
 
 
 class FigureSkipped(Exception):
@@ -94,7 +95,7 @@ def intermediate_values(study: optuna.Study, step: str = "epoch") -> Figure:
     _floor_r2(ax, [v for t in trials for v in t.intermediate_values.values()])
     low, high = _decision_band(trials)
     zoom.set_ylim(low, high)
-    zoom.set_title(f"zoom: {R2} {low:.3f} to {high:.3f}, where the pruner decides")
+    zoom.set_title(f"zoom on the top ({low:.3f} to {high:.3f}): where good trials differ")
     ax.axhspan(low, high, color="gold", alpha=0.35, lw=0, label="zoomed at right")
     fig.suptitle(f"Test R² per {step}: {_state_counts(trials)} (x: where a pruned trial "
                  "stopped)")
@@ -253,17 +254,25 @@ def param_importances(study: optuna.Study) -> Figure:
     return _figure(ax)
 
 
-def slice_view(study: optuna.Study) -> Figure:
-    """Test R² against each searched param, one panel per param (Optuna's slice plot)."""
+def slice_view(study: optuna.Study, most: int = SLICE_PANELS) -> Figure:
+    """Test R² against each searched param, one panel per param (Optuna's slice plot); with
+    more than ``most`` params, the ``most`` most important ones (a projected slide holds no
+    more panels)."""
     complete = complete_trials(study)
-    if not any(t.params for t in complete):
+    names = list(dict.fromkeys(name for t in complete for name in t.params))
+    if not names:
         raise FigureSkipped("needs a complete trial with a searched param")
-    axes = _optuna_axes(optuna.visualization.matplotlib.plot_slice, study, target_name=R2)
+    title = "Test R² against each searched param (colour: trial number)"
+    if len(names) > most:
+        names = _most_important(study, names, most)
+        title = (f"Test R² against the {most} most important searched params "
+                 "(colour: trial number)")
+    axes = _optuna_axes(optuna.visualization.matplotlib.plot_slice, study, params=names,
+                        target_name=R2)
     fig = _figure(axes)
-    fig.suptitle("Test R² against each searched param (colour: trial number)")
+    fig.suptitle(title)
     panels = [ax for ax in fig.axes if ax.get_ylabel() != "Trial"]  # not the colour bar
-    width, height = fig.get_size_inches()
-    fig.set_size_inches(max(width, 4.2 * len(panels) + 1.5), height)  # Optuna's are cramped
+    fig.set_size_inches(*plt.rcParams["figure.figsize"])  # Optuna's are cramped
     for ax in panels:  # tick labels on a narrow (log) axis overprint each other
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.tick_params(axis="x", labelrotation=30)
@@ -272,6 +281,16 @@ def slice_view(study: optuna.Study) -> Figure:
         _clip_outliers(ax, {t.params[name]: _value(t) for t in complete
                             if isinstance(t.params.get(name), int | float)})
     return fig
+
+
+def _most_important(study: optuna.Study, names: list[str], most: int) -> list[str]:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ranked = list(optuna.importance.get_param_importances(study))
+    except (ValueError, RuntimeError):
+        ranked = []
+    return [*[n for n in ranked if n in names], *[n for n in names if n not in ranked]][:most]
 
 
 def _optuna_axes(plot: Callable[..., Any], study: optuna.Study, **kwargs: Any) -> Any:
@@ -335,7 +354,8 @@ def grid(count: int) -> tuple[Figure, list[Axes]]:
     """A figure of ``count`` panels, three to a row; unused panels hidden."""
     columns = min(count, 3)
     rows = math.ceil(count / columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(5.5 * columns, 4 * rows),
+    width, height = plt.rcParams["figure.figsize"]  # the report's: a projected slide
+    fig, axes = plt.subplots(rows, columns, figsize=(max(width, 5 * columns), height * rows),
                              squeeze=False, layout="constrained")
     for ax in axes.flat[count:]:
         ax.set_visible(False)
