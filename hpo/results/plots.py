@@ -321,7 +321,7 @@ def _floor_r2(ax: Axes, values: Sequence[float]) -> None:
 def _dedupe_legend(ax: Axes, loc: str = "best") -> None:
     handles, labels = ax.get_legend_handles_labels()
     unique = dict(zip(labels, handles, strict=True))
-    ax.legend(list(unique.values()), list(unique.keys()), loc=loc)
+    ax.legend(handles=list(unique.values()), labels=list(unique.keys()), loc=loc)
 
 
 def _clip_outliers(ax: Axes, values: dict[float, float]) -> None:
