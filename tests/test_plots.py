@@ -153,7 +153,26 @@ def test_pruned_trials_are_dashed_red_and_end_where_pruned() -> None:
     assert len(dashed) == 1 and dashed[0].get_color() == "tab:red"
     assert list(dashed[0].get_xdata()) == [1, 2, 3]
     labels = [text.get_text() for text in figure.axes[0].get_legend().get_texts()]
-    assert labels == ["complete", "pruned", "failed or running", "best (trial 1)"]
+    assert labels == ["complete", "pruned", "failed or running", "best (trial 1)",
+                      "zoomed at right"]
+
+
+def test_intermediate_values_zoom_on_the_top_band() -> None:
+    figure = plots.intermediate_values(rich_study())
+    every, zoom = figure.axes[:2]
+    low, high = zoom.get_ylim()
+    assert every.get_ylim()[0] < low < high <= every.get_ylim()[1]
+    assert high - low < 0.5 * (every.get_ylim()[1] - every.get_ylim()[0])
+
+
+def test_a_far_outlier_is_clipped_and_marked() -> None:
+    values = [0.97, 0.975, 0.978, 0.979, 0.98, 0.5]
+    study = study_of(*(trial(TrialState.COMPLETE, v) for v in values))
+    for figure in (plots.optimization_history(study), plots.slice_view(study)):
+        ax = figure.axes[0]
+        assert ax.get_ylim()[0] > 0.9  # the others are not flattened by the 0.5
+        texts = [text.get_text() for text in ax.texts]
+        assert any("1 outlier below the axis (lowest 0.5)" in text for text in texts)
 
 
 def test_the_best_trial_is_drawn_on_top() -> None:

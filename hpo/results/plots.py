@@ -74,7 +74,7 @@ def optimization_history(study: optuna.Study) -> Figure:
                       study, target_name=R2)
     ax.set_title(f"Best {R2} so far ({len(complete)} complete trials)")
     ax.legend(loc="lower right")  # Optuna puts it outside, off a projected slide
-    _clip_outliers(ax, {t.number: _value(t) for t in complete})
+    _clip_outliers(ax, [(t.number, _value(t)) for t in complete])
     return _figure(ax)
 
 
@@ -278,8 +278,8 @@ def slice_view(study: optuna.Study, most: int = SLICE_PANELS) -> Figure:
         ax.tick_params(axis="x", labelrotation=30)
     for ax in panels:
         name = ax.get_xlabel()
-        _clip_outliers(ax, {t.params[name]: _value(t) for t in complete
-                            if isinstance(t.params.get(name), int | float)})
+        _clip_outliers(ax, [(t.params[name], _value(t)) for t in complete
+                            if isinstance(t.params.get(name), int | float)])
     return fig
 
 
@@ -318,33 +318,34 @@ def _floor_r2(ax: Axes, values: Sequence[float]) -> None:
                     xycoords="axes fraction", fontsize="small", color="dimgray")
 
 
-def _dedupe_legend(ax: Axes, loc: str = "best") -> None:
+def _dedupe_legend(ax: Axes, loc: Any = "best") -> None:
     handles, labels = ax.get_legend_handles_labels()
     unique = dict(zip(labels, handles, strict=True))
-    ax.legend(handles=list(unique.values()), labels=list(unique.keys()), loc=loc)
+    ax.legend(unique.values(), unique.keys()).set_loc(loc)
 
 
-def _clip_outliers(ax: Axes, values: dict[float, float]) -> None:
+def _clip_outliers(ax: Axes, points: Sequence[tuple[float, float]]) -> None:
     """Cut the y axis above far-low outliers (below Q1 - 3 IQR, or below R² -1) so they do
     not flatten the others, and draw each one as a red triangle on the bottom edge, noted.
 
-    ``values`` maps each point's x to its R².
+    ``points`` are each trial's (x, R²).
     """
-    finite = [v for v in values.values() if math.isfinite(v)]
-    if len(finite) < 4:
+    finite = [v for _, v in points if math.isfinite(v)]
+    if len(finite) < 4:  # too few for quartiles: only cut a diverged trial's R²
+        _floor_r2(ax, finite)
         return
     q1, q3 = np.percentile(finite, [25, 75])
     fence = max(q1 - 3 * (q3 - q1), R2_FLOOR)
-    low = {x: v for x, v in values.items() if not v >= fence}
+    low = [(x, v) for x, v in points if not v >= fence]
     if not low:
         return
     kept = [v for v in finite if v >= fence]
     top = max(kept)
     bottom = min(kept) - 0.08 * (top - min(kept) or 0.01)
     ax.set_ylim(bottom=bottom, top=top + 0.08 * (top - bottom))
-    ax.plot(list(low), [bottom] * len(low), "v", color="tab:red", ms=10, clip_on=False,
+    ax.plot([x for x, _ in low], [bottom] * len(low), "v", color="tab:red", ms=10, clip_on=False,
             zorder=5)
-    worst = min(low.values())
+    worst = min(v for _, v in low)
     ax.annotate(f"▼ {len(low)} outlier{'s' if len(low) > 1 else ''} below the axis "
                 f"(lowest {worst:.3g})", xy=(0.01, 0.02), xycoords="axes fraction",
                 color="tab:red", fontsize="small")
