@@ -19,6 +19,9 @@ demo: $(STAMP)
 	$(VENV)/bin/hpo run studies/lr_schedules.py
 
 test: $(STAMP)
+	# The dashboard test looks at the page in a real browser: Debian's headless chromium.
+	command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; } \
+		|| echo "chromium could not be installed: the dashboard browser test will be skipped"
 	$(PY) -m ruff check .
 	$(PY) -m mypy hpo search_spaces
 	$(PY) -m pytest

@@ -22,7 +22,7 @@ from hpo.results.compare import compare, served_families
 from hpo.results.export import export
 from hpo.results.manual import load_manual
 from hpo.results.tables import load_study, trial_history, trial_params
-from hpo.store.record import RECORD_ATTR, folds_from_record, stored_record
+from hpo.store.record import folds_from_record, stored_record, write_record
 from hpo.store.storage import open_storage
 from hpo.train.objective import evaluate, train_params
 from hpo.train.reporter import MemoryReporter
@@ -248,7 +248,7 @@ def test_manual_trials_are_stored_tagged_with_their_values(
 
 
 def test_manual_study_keeps_the_shared_record(storage: str, table: pd.DataFrame) -> None:
-    record = load_study("picks-manual", storage).user_attrs[RECORD_ATTR]
+    record = stored_record(load_study("picks-manual", storage))
     assert record["data"] == stored_record(load_study("lr-cosine", storage))["data"]
     assert (record["sampler"], record["pruner"]) == ("manual", "none")
 
@@ -367,7 +367,7 @@ def mixed(storage: str) -> str:
     study = optuna.create_study(
         study_name="mixed", storage=open_storage(storage), direction="maximize"
     )
-    study.set_user_attr(RECORD_ATTR, stored_record(load_study("lr-exponential", storage)))
+    write_record(study, stored_record(load_study("lr-exponential", storage)))
     for state, value, family, epochs in [
         (TrialState.COMPLETE, -0.2, "exponential", 8),
         (TrialState.PRUNED, None, "cosine", 3),

@@ -231,6 +231,8 @@ def test_the_dashboard_shows_short_trial_attributes_in_a_real_browser(
         dashboard.start()
         study_id = get_json(dashboard.url + "api/studies")["study_summaries"][0]["study_id"]
         detail = get_json(f"{dashboard.url}api/studies/{study_id}")
+        study_attrs = {attr["key"]: attr["value"] for attr in detail["user_attrs"]}
+        assert "hpo_record" not in study_attrs and len(study_attrs["data"]) < 100, study_attrs
         for trial in detail["trials"]:
             shown = {attr["key"]: attr["value"] for attr in trial["user_attrs"]}
             assert "history" not in shown and "params" not in shown

@@ -21,7 +21,7 @@ from hpo.data import Standardizer, train_test_split
 from hpo.errors import ConfigError, DataError
 from hpo.results.export import export, predict, predict_csv
 from hpo.results.tables import load_study, trial_history, trial_params
-from hpo.store.record import RECORD_ATTR, data_source, folds_from_record, stored_record
+from hpo.store.record import data_source, folds_from_record, stored_record, write_record
 from hpo.store.storage import open_storage
 from hpo.store.summary import best_trial
 from hpo.train.checkpoints import load_model
@@ -184,7 +184,7 @@ def copy_study(
         study_name=name, storage=open_storage(storage), direction="maximize"
     )
     record = {**stored_record(load_study(source, storage)), **(record_changes or {})}
-    study.set_user_attr(RECORD_ATTR, record)
+    write_record(study, record)
     study.add_trial(
         create_trial(
             state=TrialState.COMPLETE, value=best.value + value_shift, user_attrs=best.user_attrs

@@ -28,7 +28,7 @@ from hpo.results.report import (
     write_report,
 )
 from hpo.results.tables import trial_history, trial_params
-from hpo.store.record import RECORD_ATTR
+from hpo.store.record import stored_record, write_record
 from hpo.store.storage import open_storage
 from search_spaces import (
     suggest_architecture,
@@ -79,7 +79,7 @@ def storage(tmp_path_factory: pytest.TempPathFactory) -> str:
     torch.set_num_threads(1)  # tiny nets; extra threads only slow a shared machine down
     try:
         options = RunOptions(storage=path, progress=False)
-        record = run(STUDY, options).user_attrs[RECORD_ATTR]
+        record = stored_record(run(STUDY, options))
         run(STUDY.replace(name="one", n_trials=1), options)
         run(STUDY.replace(name="cv", n_trials=2, cv_folds=3), options)
     finally:
@@ -92,7 +92,7 @@ def _store_unfinished_study(path: str, record: dict[str, Any]) -> None:
     study = optuna.create_study(
         storage=open_storage(path), study_name="unfinished", direction="maximize"
     )
-    study.set_user_attr(RECORD_ATTR, record)
+    write_record(study, record)
     study.add_trial(
         create_trial(
             state=TrialState.PRUNED,
@@ -172,6 +172,19 @@ def test_leaderboard_and_best_trial_equal_the_storage(report: Path, storage: str
     params = markdown_table(index, "## Best trial")
     searched = params[params["searched"] == "yes"]["param"].tolist()
     assert sorted(searched) == sorted(study.best_trial.params)
+
+
+@pytest.mark.parametrize("name", sorted(FIGURES))
+def test_every_figure_is_sized_for_a_1280x720_projector(report: Path, name: str) -> None:
+    height, width = matplotlib.image.imread(report / name).shape[:2]
+    # Shown whole on a 1280×720 slide with little scaling, so its text stays readable.
+    assert 1000 <= width <= 1400 and 550 <= height <= 800, (width, height)
+
+
+def test_trials_csv_writes_counts_as_integers(report: Path) -> None:
+    text = (report / TRIALS_CSV).read_text()
+    frame = pd.read_csv(report / TRIALS_CSV, dtype=str)
+    assert all("." not in cell for cell in frame["n_params"].dropna()), text[:300]
 
 
 def test_trials_csv_equals_the_storage(report: Path, storage: str) -> None:

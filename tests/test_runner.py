@@ -20,6 +20,7 @@ from hpo import ConfigError, DeviceError, Study
 from hpo.results.tables import trial_history, trial_params
 from hpo.runners.devices import plan_workers, resolve_devices
 from hpo.runners.optuna_runner import RunOptions, run
+from hpo.store.record import stored_record
 from hpo.store.storage import open_storage
 from hpo.study.config import PRUNERS, SAMPLERS
 from hpo.study.file import load_from_file
@@ -217,7 +218,7 @@ def test_resuming_a_study_on_tabular_data_is_accepted(tmp_path: Path) -> None:
     study = load_from_file(write_study(tmp_path), "tiny").replace(data=Mtcars(("wt", "hp")))
     storage = str(tmp_path / "s.journal")
     create_or_load(study, storage).enqueue_trial({"lr": 0.01})
-    assert create_or_load(study, storage).user_attrs["hpo_record"]["data"]["features"] == [
+    assert stored_record(create_or_load(study, storage))["data"]["features"] == [
         "wt",
         "hp",
     ]

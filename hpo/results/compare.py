@@ -43,7 +43,7 @@ from hpo.results.manual import (
 )
 from hpo.results.markdown import table as markdown_table
 from hpo.results.tables import load_study
-from hpo.store.record import RECORD_ATTR
+from hpo.store.record import write_record
 from hpo.train.progress import Progress
 
 COLUMNS = ("family", "study", "manual_configs", "best_manual", "best_manual_who",
@@ -198,7 +198,7 @@ def _keep_record(manual: optuna.Study, baselines: list[Baseline], path: str | Pa
     # a study hpo ran, so `hpo export` and `hpo report` can rebuild its folds too.
     if any(b.folds_key != baselines[0].folds_key for b in baselines):
         return
-    manual.set_user_attr(RECORD_ATTR, {
+    write_record(manual, {
         **baselines[0].record, "sampler": "manual", "pruner": "none",
         "description": f"hand-picked configs of {Path(path).name}, re-trained by hpo compare"})
 

@@ -34,7 +34,7 @@ from hpo.runners.devices import WorkerSlot, plan_workers, resolve_devices
 from hpo.runners.progress import StudyProgress
 from hpo.runners.samplers import make_pruner, make_sampler
 from hpo.runners.trials import claim_waiting_trial, fail_interrupted_trials, run_trial
-from hpo.store.record import RECORD_ATTR, study_record
+from hpo.store.record import read_record, study_record, write_record
 from hpo.store.storage import open_storage, resolve_storage
 from hpo.store.summary import finished_count
 from hpo.study.config import Study
@@ -120,15 +120,15 @@ def create_or_load(study: Study, storage_url: str) -> optuna.Study:
         load_if_exists=True,
     )
     record = study_record(study)
-    if optuna_study.user_attrs.get(RECORD_ATTR) != record:
+    if read_record(optuna_study) != record:
         _check_same_data(study, optuna_study)
-        optuna_study.set_user_attr(RECORD_ATTR, record)
+        write_record(optuna_study, record)
     return optuna_study
 
 
 def _check_same_data(study: Study, optuna_study: optuna.Study) -> None:
     """Refuse to resume a study on other data: its trials would not be comparable."""
-    old = optuna_study.user_attrs.get(RECORD_ATTR)
+    old = read_record(optuna_study)
     if old is None:
         return
     new = study_record(study)

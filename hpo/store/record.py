@@ -20,9 +20,14 @@ import optuna
 
 from hpo.data import CsvData, Fold, LabData, Mtcars, prepare_folds
 from hpo.errors import ConfigError
+from hpo.store.optuna_internals import storage_of
 from hpo.study.config import Study
 
+# The record is a study *system* attribute: optuna-dashboard shows every user attribute on the
+# study's page, where this JSON was cut at the card's edge. A one-line summary of it is the
+# user attribute SUMMARY_ATTR instead.
 RECORD_ATTR = "hpo_record"
+SUMMARY_ATTR = "data"
 _SOURCES: dict[str, type[LabData] | type[Mtcars] | type[CsvData]] = {
     "LabData": LabData, "Mtcars": Mtcars, "CsvData": CsvData}
 
@@ -56,9 +61,33 @@ def folds_from_record(record: dict[str, Any]) -> list[Fold]:
                          seed=record["seed"])
 
 
+def read_record(optuna_study: optuna.Study) -> dict[str, Any] | None:
+    """The study's record, or None (studies stored before the move kept it as a user attr)."""
+    storage = storage_of(optuna_study)
+    study_id = storage.get_study_id_from_name(optuna_study.study_name)
+    record = storage.get_study_system_attrs(study_id).get(RECORD_ATTR)
+    return record if record is not None else optuna_study.user_attrs.get(RECORD_ATTR)
+
+
+def write_record(optuna_study: optuna.Study, record: dict[str, Any]) -> None:
+    """Keep ``record`` with the study, and the one line the dashboard shows of it."""
+    storage = storage_of(optuna_study)
+    study_id = storage.get_study_id_from_name(optuna_study.study_name)
+    storage.set_study_system_attr(study_id, RECORD_ATTR, record)
+    optuna_study.set_user_attr(SUMMARY_ATTR, record_summary(record))
+
+
+def record_summary(record: dict[str, Any]) -> str:
+    """``"LabData(n=1000, seed=0), test share 0.3, seed 0, score final, tpe + median"``."""
+    split = (f"{record['cv_folds']}-fold CV" if record.get("cv_folds")
+             else f"test share {record.get('test_size')}")
+    return (f"{data_source(record)}, {split}, seed {record.get('seed')}, "
+            f"score {record.get('score')}, {record.get('sampler')} + {record.get('pruner')}")
+
+
 def stored_record(optuna_study: optuna.Study) -> dict[str, Any]:
     """The record kept with a stored study (refused for studies hpo did not create)."""
-    record = optuna_study.user_attrs.get(RECORD_ATTR)
+    record = read_record(optuna_study)
     if record is None:
         raise ConfigError(
             f"Study {optuna_study.study_name!r} has no hpo record of its data; it was not "
