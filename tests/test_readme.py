@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -39,3 +43,53 @@ def test_the_study_file_example_defines_a_study(tmp_path: Path) -> None:
 def test_every_hpo_command_the_readme_shows_exists() -> None:
     shown = set(re.findall(r"(?:bin/|`)hpo ([a-z]+)", README))
     assert shown <= set(COMMANDS), shown - set(COMMANDS)
+
+
+def _command_lines() -> list[str]:
+    """Every command of the README's bash blocks, comments cut."""
+    blocks = re.findall(r"```bash\n(.*?)```", README, flags=re.S)
+    lines = [line.split("#", 1)[0].strip() for block in blocks for line in block.splitlines()]
+    return [line for line in lines if line]
+
+
+# Commands that take more than a few seconds (or serve until Ctrl-C), and why they are not
+# run here; every other README command is run by the test below.
+NOT_RUN_HERE = {
+    "make demo": "the demo itself: 90 trials",
+    "make test": "this test suite",
+    ".venv/bin/hpo run studies/lr_schedules.py": "90 trials",
+    ".venv/bin/hpo run studies/lr_schedules.py --study-name lr-cosine --n-trials 60": "60 trials",
+    ".venv/bin/hpo run studies/cars_grid.py --workers 2": "the course's grid, 3-fold",
+    ".venv/bin/hpo run studies/mlp_full.py --sampler random --pruner hyperband": "100 trials",
+    ".venv/bin/python studies/cars_grid.py": "the course's grid, 3-fold",
+    ".venv/bin/optuna-dashboard hpo.journal": "serves until Ctrl-C",
+    ".venv/bin/hpo dashboard": "serves until Ctrl-C (tests/test_dashboard.py serves it)",
+    ".venv/bin/hpo compare studies/homework_manual.toml lr-exponential lr-step lr-cosine "
+    "--seeds 3": "30 re-trainings (tests/test_compare.py runs a small one)",
+}
+
+
+def test_every_readme_command_is_run_here_or_said_why_not() -> None:
+    fast = [line for line in _command_lines() if line not in NOT_RUN_HERE]
+    assert fast, "no README command left to run"
+    assert all(line.startswith(".venv/bin/hpo ") for line in fast), fast
+
+
+@pytest.mark.slow
+def test_the_fast_readme_commands_exit_0_in_order(tmp_path: Path) -> None:
+    """On a small lr-cosine study (3 trials), each README command that takes seconds is run
+    as a user would type it (hpo from this checkout), in the README's order."""
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    hpo = [sys.executable, "-m", "hpo.cli"]
+    setup = [*hpo, "run", str(root / "studies" / "lr_schedules.py"), "--study-name",
+             "lr-cosine", "--n-trials", "3", "--workers", "1", "--no-progress"]
+    subprocess.run(setup, cwd=tmp_path, env=env, check=True, capture_output=True, timeout=300)
+    for line in _command_lines():
+        if line in NOT_RUN_HERE:
+            continue
+        argv = [*hpo, *shlex.split(line.removeprefix(".venv/bin/hpo "))]
+        done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True,
+                              timeout=300)
+        assert done.returncode == 0, (line, done.stderr[-2000:])
+        assert done.stdout.strip(), line  # each says something

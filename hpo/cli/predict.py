@@ -53,7 +53,7 @@ def _side_by_side(name: str, inputs: list[float], predictions: np.ndarray) -> st
 
 
 def _number(value: float) -> str:
-    return np.format_float_positional(np.float32(value), unique=True, trim="-")
+    return np.format_float_positional(np.float32(value), unique=True, trim="0")
 
 
 def _check_one_feature(path: str) -> str:

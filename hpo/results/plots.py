@@ -348,7 +348,7 @@ def _clip_outliers(ax: Axes, points: Sequence[tuple[float, float]]) -> None:
     worst = min(v for _, v in low)
     ax.annotate(f"▼ {len(low)} outlier{'s' if len(low) > 1 else ''} below the axis "
                 f"(lowest {worst:.3g})", xy=(0.01, 0.02), xycoords="axes fraction",
-                color="tab:red", fontsize="small")
+                color="tab:red")
 
 
 def grid(count: int) -> tuple[Figure, list[Axes]]:
