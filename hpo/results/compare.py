@@ -123,12 +123,21 @@ def _scores(configs: list[ManualConfig], served: dict[str, optuna.Study],
             manual: optuna.Study, bar: Progress) -> pd.DataFrame:
     """One row per config: its mean and sd test R² over the seeds, and what it cost."""
     rows: list[dict[str, Any]] = []
+    runs = 0
+
+    def one_more_run() -> None:
+        nonlocal runs
+        runs += 1
+        bar.update(runs, _best_so_far(rows))
+
     for config in configs:
         study = served.get(config.family)
-        trials = retrain(config, baselines[study.study_name], seeds, manual) if study else []
+        trials = (retrain(config, baselines[study.study_name], seeds, manual, one_more_run)
+                  if study else [])
         rows.append({"name": config.name, "who": config.who, "family": config.family,
                      "study": study.study_name if study else None, **_summary(trials)})
-        bar.update(len(rows) * len(seeds), _best_so_far(rows))
+        runs = len(rows) * len(seeds)
+        bar.update(runs, _best_so_far(rows))
     return pd.DataFrame(rows, columns=["name", "who", "family", "study", "mean_r2", "sd_r2",
                                        "seeds", "diverged", "epochs"])
 

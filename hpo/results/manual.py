@@ -35,7 +35,7 @@ Example (studies/homework_manual.toml has the lecture's picks and some students'
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -260,11 +260,13 @@ def open_manual_study(name: str, storage: str | None = None) -> optuna.Study:
 
 
 def retrain(config: ManualConfig, baseline: Baseline, seeds: list[int],
-            manual: optuna.Study) -> list[FrozenTrial]:
+            manual: optuna.Study, on_run: Callable[[], None] = lambda: None
+            ) -> list[FrozenTrial]:
     """One manual trial per seed, trained on the baseline's folds and added to ``manual``.
 
     A seed already stored for this config, params and folds is reused, not trained again:
-    training is deterministic, so a second ``hpo compare`` costs no training.
+    training is deterministic, so a second ``hpo compare`` costs no training. ``on_run`` is
+    called after each seed (trained or reused), for a progress display.
     """
     known = _stored_runs(manual, config, baseline)
     trials = []
@@ -273,6 +275,7 @@ def retrain(config: ManualConfig, baseline: Baseline, seeds: list[int],
             known[seed] = _train(config, baseline, seed)
             manual.add_trial(known[seed])
         trials.append(known[seed])
+        on_run()
     return trials
 
 

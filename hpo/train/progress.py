@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from typing import IO
@@ -36,8 +37,10 @@ class Progress:
         self._done, self._next_quarter = initial, 1
         self._bar = None
         if enabled and _is_terminal(self._stream):
+            # A terminal that reports no width (0 columns) would get an empty bar.
+            width = min(shutil.get_terminal_size().columns or 80, 100)
             self._bar = tqdm(total=total, initial=initial, desc=desc, unit=unit,
-                             file=self._stream, dynamic_ncols=True)
+                             file=self._stream, ncols=width)
         elif enabled:
             more = total - initial
             before = f" ({initial} done before)" if initial else ""
