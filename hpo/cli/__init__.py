@@ -61,7 +61,8 @@ def _command_in(argv: Sequence[str] | None) -> str | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
-    words = list(sys.argv[1:] if argv is None else argv)
+    # Not list(...): importing the command module hpo.cli.list binds the name `list` here.
+    words = [*(sys.argv[1:] if argv is None else argv)]
     args = build_parser(words).parse_args(words)
     try:
         return int(args.handler(args) or 0)
