@@ -187,7 +187,8 @@ def copy_study(
     write_record(study, record)
     study.add_trial(
         create_trial(
-            state=TrialState.COMPLETE, value=best.value + value_shift, user_attrs=best.user_attrs
+            state=TrialState.COMPLETE, value=best.value + value_shift, user_attrs=best.user_attrs,
+            system_attrs=best.system_attrs,  # its params and history (hpo.store.attrs)
         )
     )
     return name
