@@ -23,9 +23,10 @@ from hpo.errors import ConfigError
 from hpo.results.compare import compare, served_families
 from hpo.results.export import export
 from hpo.results.manual import load_manual
-from hpo.results.tables import load_study, trial_params
+from hpo.results.tables import load_study, trial_history
 from hpo.results.verdict import verdict_sentence
-from hpo.store.record import RECORD_ATTR, data_source, folds_from_record, stored_record
+from hpo.store.attrs import trial_params, write_record
+from hpo.store.record import data_source, folds_from_record, stored_record
 from hpo.store.storage import open_storage
 from hpo.train.objective import evaluate, train_params
 from hpo.train.reporter import MemoryReporter
@@ -282,18 +283,20 @@ def test_manual_trials_are_stored_tagged_with_their_values(
             config.who,
             config.family,
         )
-        assert attrs["params"] == config.params and attrs["study"] == f"lr-{config.family}"
+        assert trial_params(trial) == config.params and attrs["study"] == f"lr-{config.family}"
         assert trial.value == by_hand(storage, attrs["study"], config.params)[attrs["seed"]]
-        assert len(attrs["history"]) == attrs["epochs_run"] == config.params["epochs"]
+        history = trial_history(trial).to_dict(orient="records")
+        assert "history" not in attrs and "params" not in attrs  # kept out of the dashboard
+        assert len(history) == attrs["epochs_run"] == config.params["epochs"]
         assert attrs["threads"] >= 1  # recorded by the objective: export can reproduce it
         assert attrs["n_params"] > 0 and attrs["seconds"] > 0 and attrs["ended"] == "completed"
         assert trial.intermediate_values == {
-            row["epoch"]: row["test_r2"] for row in attrs["history"]
+            row["epoch"]: row["test_r2"] for row in history
         }
 
 
 def test_manual_study_keeps_the_shared_record(storage: str, table: pd.DataFrame) -> None:
-    record = load_study("picks-manual", storage).user_attrs[RECORD_ATTR]
+    record = stored_record(load_study("picks-manual", storage))
     assert record["data"] == stored_record(load_study("lr-cosine", storage))["data"]
     assert (record["sampler"], record["pruner"]) == ("manual", "none")
 
@@ -414,7 +417,7 @@ def mixed(storage: str, manual_file: Path) -> str:
     study = optuna.create_study(
         study_name="mixed", storage=open_storage(storage), direction="maximize"
     )
-    study.set_user_attr(RECORD_ATTR, stored_record(load_study("lr-exponential", storage)))
+    write_record(study, stored_record(load_study("lr-exponential", storage)))
     for state, value, family, epochs in [
         (TrialState.COMPLETE, -0.2, "exponential", 8),
         (TrialState.PRUNED, None, "cosine", 3),

@@ -17,6 +17,7 @@ from optuna.trial import TrialState, create_trial
 
 from hpo.data import RegressionData
 from hpo.results import plots
+from hpo.store.attrs import trial_params
 from search_spaces import lr_curve
 
 EPOCHS = 8
@@ -153,7 +154,26 @@ def test_pruned_trials_are_dashed_red_and_end_where_pruned() -> None:
     assert len(dashed) == 1 and dashed[0].get_color() == "tab:red"
     assert list(dashed[0].get_xdata()) == [1, 2, 3]
     labels = [text.get_text() for text in figure.axes[0].get_legend().get_texts()]
-    assert labels == ["complete", "pruned", "failed or running", "best (trial 1)"]
+    assert labels == ["complete", "pruned", "failed or running", "best (trial 1)",
+                      "zoomed at right"]
+
+
+def test_intermediate_values_zoom_on_the_top_band() -> None:
+    figure = plots.intermediate_values(rich_study())
+    every, zoom = figure.axes[:2]
+    low, high = zoom.get_ylim()
+    assert every.get_ylim()[0] < low < high <= every.get_ylim()[1]
+    assert high - low < 0.5 * (every.get_ylim()[1] - every.get_ylim()[0])
+
+
+def test_a_far_outlier_is_clipped_and_marked() -> None:
+    values = [0.97, 0.975, 0.978, 0.979, 0.98, 0.5]
+    study = study_of(*(trial(TrialState.COMPLETE, v) for v in values))
+    for figure in (plots.optimization_history(study), plots.slice_view(study)):
+        ax = figure.axes[0]
+        assert ax.get_ylim()[0] > 0.9  # the others are not flattened by the 0.5
+        texts = [text.get_text() for text in ax.texts]
+        assert any("1 outlier below the axis (lowest 0.5)" in text for text in texts)
 
 
 def test_the_best_trial_is_drawn_on_top() -> None:
@@ -176,7 +196,7 @@ def test_lr_curves_show_the_top_trials_of_each_family_with_their_schedule() -> N
     assert set(panels) == {"cosine", "exponential"}
     cosine = panels["cosine"].get_lines()
     assert [line.get_label().split()[1] for line in cosine] == ["1", "0", "3"]  # best first
-    expected = lr_curve(study.trials[1].user_attrs["params"], epochs=EPOCHS)
+    expected = lr_curve(trial_params(study.trials[1]), epochs=EPOCHS)
     np.testing.assert_allclose(cosine[0].get_ydata(), expected)
     assert panels["cosine"].get_yscale() == "log"
 

@@ -47,9 +47,11 @@ from hpo.results.manual import (
     retrain,
 )
 from hpo.results.markdown import table as markdown_table
-from hpo.results.tables import load_study, trial_params
+from hpo.results.tables import load_study
 from hpo.results.verdict import Candidate, family_verdict, score_candidates
-from hpo.store.record import RECORD_ATTR, held_out_share, score_label
+from hpo.store.attrs import trial_params, write_record
+from hpo.store.record import held_out_share, score_label
+from hpo.train.progress import Progress
 
 COLUMNS = ("family", "study", "manual_configs", "best_manual", "best_manual_who",
            "best_manual_r2", "best_manual_sd", "best_auto_r2", "best_auto_trial", "trials_auto",
@@ -68,6 +70,8 @@ def compare(
     seeds: int = 3,
     out: str | Path | None = None,
     top: int = 3,
+    *,
+    progress: bool = False,
 ) -> pd.DataFrame:
     """Re-train the hand-picked configs and compare them with the studies, one row a family.
 
@@ -75,6 +79,7 @@ def compare(
     ``frame.attrs["configs"]`` holds one row per config (mean ± sd over the seeds, on what
     the study scored trials on); ``frame.attrs["test"]`` one row per config or trial scored
     on the held-out test part (``scores``: one R² per seed 0 … seeds-1).
+    With ``progress``, shows the runs trained so far and the best mean R² among them.
     """
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise ConfigError(f"`seeds` must be an int >= 1, but got {seeds!r}; pass e.g. 3.")
@@ -83,11 +88,15 @@ def compare(
     served = _served(studies, {c.family for c in configs})
     manual = open_manual_study(manual_study_name(manual_path), storage)
     baselines = {s.study_name: Baseline.of(s) for s in served.values()}
-    scores = _scores(configs, served, baselines, list(range(seeds)), manual)
+    bar = Progress(len(configs) * seeds, "hand-picked configs", unit="run", enabled=progress)
+    try:
+        scores = _scores(configs, served, baselines, list(range(seeds)), manual, bar)
+    finally:
+        bar.close()
     _keep_record(manual, list(baselines.values()), manual_path)
     rows = [_family_row(family, served.get(family), scores)
             for family in dict.fromkeys(c.family for c in configs)]
-    tested = _on_test(rows, configs, served, baselines, list(range(seeds)), top)
+    tested = _on_test(rows, configs, served, baselines, list(range(seeds)), top, progress)
     table = pd.DataFrame(rows, columns=list(COLUMNS)).astype({c: "Int64" for c in _COUNTS})
     table.attrs["configs"] = scores
     table.attrs["test"] = tested
@@ -98,10 +107,11 @@ def compare(
 
 def _on_test(rows: list[dict[str, Any]], configs: list[ManualConfig],
              served: dict[str, optuna.Study], baselines: dict[str, Baseline],
-             seeds: list[int], top: int) -> pd.DataFrame:
+             seeds: list[int], top: int, progress: bool = False) -> pd.DataFrame:
     """Score each family's candidates on the held-out test part; fill the verdict columns."""
     tested: list[dict[str, Any]] = []
     params = {c.name: c.params for c in configs}
+    todo: list[tuple[dict[str, Any], dict[str, Any], list[Candidate]]] = []
     for row in rows:
         optuna_study = served.get(row["family"])
         if optuna_study is None or "best_auto_r2" not in row or "best_manual_r2" not in row:
@@ -111,10 +121,24 @@ def _on_test(rows: list[dict[str, Any]], configs: list[ManualConfig],
         if not held_out_share(record):
             row["verdict"] = "no test part held out (test_size=0): no verdict"
             continue
-        candidates = _candidates(row, params, optuna_study, top)
-        found = score_candidates(candidates, record, seeds)
-        row.update(family_verdict(found))
-        tested += [{"family": row["family"], **item} for item in found]
+        todo.append((row, record, _candidates(row, params, optuna_study, top)))
+    # As many trainings again as the hand-picked configs took: a progress of their own.
+    total = sum(len(candidates) for _, _, candidates in todo) * len(seeds)
+    bar = Progress(total, "held-out test", unit="run", enabled=progress and total > 0)
+    runs = 0
+
+    def one_more_run() -> None:
+        nonlocal runs
+        runs += 1
+        bar.update(runs)
+
+    try:
+        for row, record, candidates in todo:
+            found = score_candidates(candidates, record, seeds, one_more_run)
+            row.update(family_verdict(found))
+            tested += [{"family": row["family"], **item} for item in found]
+    finally:
+        bar.close()
     return pd.DataFrame(tested, columns=["family", "side", "name", "chosen_r2", "test_mean",
                                          "test_sd", "scores"])
 
@@ -162,16 +186,34 @@ def _served(studies: list[optuna.Study], wanted: set[str]) -> dict[str, optuna.S
 
 def _scores(configs: list[ManualConfig], served: dict[str, optuna.Study],
             baselines: dict[str, Baseline], seeds: list[int],
-            manual: optuna.Study) -> pd.DataFrame:
+            manual: optuna.Study, bar: Progress) -> pd.DataFrame:
     """One row per config: its mean and sd test R² over the seeds, and what it cost."""
-    rows = []
+    rows: list[dict[str, Any]] = []
+    runs = 0
+
+    def one_more_run() -> None:
+        nonlocal runs
+        runs += 1
+        bar.update(runs, _best_so_far(rows))
+
     for config in configs:
         study = served.get(config.family)
-        trials = retrain(config, baselines[study.study_name], seeds, manual) if study else []
+        trials = (retrain(config, baselines[study.study_name], seeds, manual, one_more_run)
+                  if study else [])
         rows.append({"name": config.name, "who": config.who, "family": config.family,
                      "study": study.study_name if study else None, **_summary(trials)})
+        runs = len(rows) * len(seeds)
+        bar.update(runs, _best_so_far(rows))
     return pd.DataFrame(rows, columns=["name", "who", "family", "study", "mean_r2", "sd_r2",
                                        "seeds", "diverged", "epochs"])
+
+
+def _best_so_far(rows: list[dict[str, Any]]) -> str:
+    means = [row for row in rows if not math.isnan(row["mean_r2"])]
+    if not means:
+        return ""
+    best = max(means, key=lambda row: row["mean_r2"])
+    return f"best mean R² {best['mean_r2']:.4f} ({best['name']})"
 
 
 def _summary(trials: list[FrozenTrial]) -> dict[str, Any]:
@@ -234,7 +276,7 @@ def _keep_record(manual: optuna.Study, baselines: list[Baseline], path: str | Pa
     # a study hpo ran, so `hpo export` and `hpo report` can rebuild its folds too.
     if any(b.folds_key != baselines[0].folds_key for b in baselines):
         return
-    manual.set_user_attr(RECORD_ATTR, {
+    write_record(manual, {
         **baselines[0].record, "sampler": "manual", "pruner": "none",
         "description": f"hand-picked configs of {Path(path).name}, re-trained by hpo compare"})
 

@@ -31,17 +31,19 @@ import matplotlib.pyplot as plt
 import optuna
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator, NullFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 from optuna.trial import FrozenTrial, TrialState
 
 from hpo.data import RegressionData
-from hpo.results.tables import trial_history, trial_params
+from hpo.results.tables import trial_history
+from hpo.store.attrs import trial_params
 from search_spaces import lr_curve
 
 R2 = "test R²"
 # R² has no lower bound; one diverged trial at -50 would flatten every other curve.
 R2_FLOOR = -1.0
 TOP_PER_FAMILY = 3
+SLICE_PANELS = 4
 
 
 class FigureSkipped(Exception):
@@ -72,7 +74,8 @@ def optimization_history(study: optuna.Study) -> Figure:
     ax = _optuna_axes(optuna.visualization.matplotlib.plot_optimization_history,
                       study, target_name=R2)
     ax.set_title(f"Best {R2} so far ({len(complete)} complete trials)")
-    _floor_r2(ax, [t.value for t in complete if t.value is not None])
+    ax.legend(loc="lower right")  # Optuna puts it outside, off a projected slide
+    _clip_outliers(ax, [(t.number, _value(t)) for t in complete])
     return _figure(ax)
 
 
@@ -81,15 +84,37 @@ def intermediate_values(study: optuna.Study, step: str = "epoch") -> Figure:
     trials = [t for t in study.get_trials(deepcopy=False) if t.intermediate_values]
     if not trials:
         raise FigureSkipped("no trial reported an intermediate test R²")
-    fig, ax = plt.subplots(figsize=(8, 5))
+    fig, (ax, zoom) = plt.subplots(1, 2, layout="constrained",
+                                   gridspec_kw={"width_ratios": (1, 1.3)})
     best = max(complete_trials(study), key=_value, default=None)
-    for trial in sorted(trials, key=lambda t: t is best):  # the best one drawn last, on top
-        _draw_curve(ax, trial, is_best=trial is best)
-    ax.set(xlabel=step, ylabel=R2, title=f"Test R² per {step}: {_state_counts(trials)}")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    for panel in (ax, zoom):
+        for trial in sorted(trials, key=lambda t: t is best):  # the best drawn last, on top
+            _draw_curve(panel, trial, is_best=trial is best)
+        panel.set(xlabel=step, ylabel=R2)
+        panel.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_title("every value")
     _floor_r2(ax, [v for t in trials for v in t.intermediate_values.values()])
-    _dedupe_legend(ax)
+    low, high = _decision_band(trials)
+    zoom.set_ylim(low, high)
+    zoom.set_title(f"zoom on the top ({low:.3f} to {high:.3f}): where good trials differ")
+    ax.axhspan(low, high, color="gold", alpha=0.35, lw=0, label="zoomed at right")
+    fig.suptitle(f"Test R² per {step}: {_state_counts(trials)} (x: where a pruned trial "
+                 "stopped)")
+    _dedupe_legend(ax, loc="lower right")
     return fig
+
+
+def _decision_band(trials: Sequence[FrozenTrial]) -> tuple[float, float]:
+    """The R² range where the good trials end and pruning has to tell them apart: from the
+    median of the trials' last values (half of them end in it) to the highest value."""
+    last = [t.intermediate_values[max(t.intermediate_values)] for t in trials]
+    finite = [v for v in last if math.isfinite(v)]
+    values = [v for t in trials for v in t.intermediate_values.values() if math.isfinite(v)]
+    top = max(values)
+    low = float(np.median(finite)) if finite else top - 0.1
+    low = min(low, top - 0.005)  # never a band too thin to see
+    margin = (top - low) * 0.15
+    return low - margin, top + margin
 
 
 _CURVE_STYLES: dict[str, dict[str, Any]] = {
@@ -137,7 +162,7 @@ def lr_curves(study: optuna.Study, top: int = TOP_PER_FAMILY) -> Figure:
             ax.set_yscale("log")
         ax.set(title=family, xlabel="epoch", ylabel="learning rate")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.legend(fontsize="small")
+        ax.legend()
     fig.suptitle(f"Learning rate per epoch, top {top} trials of each scheduler family")
     return fig
 
@@ -164,7 +189,7 @@ def _lr_of(trial: FrozenTrial) -> list[float]:
 
 def prediction(fit: Prediction) -> Figure:
     """The data with the model's prediction: a curve over x for one feature, else y vs ŷ."""
-    fig, ax = plt.subplots(figsize=(8, 5))
+    fig, ax = plt.subplots()
     if fit.train.n_features == 1:
         _draw_curve_fit(ax, fit)
     else:
@@ -201,12 +226,15 @@ def mse_curves(trial: FrozenTrial) -> Figure:
     if not {"epoch", "train_mse", "test_mse"} <= set(history.columns):
         raise FigureSkipped(f"trial {trial.number} stores no per-epoch MSE (a cross-validated "
                             "study stores one row per fold)")
-    fig, ax = plt.subplots(figsize=(8, 5))
+    fig, ax = plt.subplots()
     ax.plot(history["epoch"], history["train_mse"], marker=".", label="train MSE")
     ax.plot(history["epoch"], history["test_mse"], marker=".", label="test MSE")
     values = [*history["train_mse"], *history["test_mse"]]
     if min(values) > 0 and max(values) / min(values) > 20:  # early epochs dwarf the rest
         ax.set_yscale("log")
+        ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
     ax.set(xlabel="epoch", ylabel="MSE", title=f"Train and test MSE per epoch, best trial "
                                                 f"({trial.number})")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -227,22 +255,43 @@ def param_importances(study: optuna.Study) -> Figure:
     return _figure(ax)
 
 
-def slice_view(study: optuna.Study) -> Figure:
-    """Test R² against each searched param, one panel per param (Optuna's slice plot)."""
+def slice_view(study: optuna.Study, most: int = SLICE_PANELS) -> Figure:
+    """Test R² against each searched param, one panel per param (Optuna's slice plot); with
+    more than ``most`` params, the ``most`` most important ones (a projected slide holds no
+    more panels)."""
     complete = complete_trials(study)
-    if not any(t.params for t in complete):
+    names = list(dict.fromkeys(name for t in complete for name in t.params))
+    if not names:
         raise FigureSkipped("needs a complete trial with a searched param")
-    axes = _optuna_axes(optuna.visualization.matplotlib.plot_slice, study, target_name=R2)
+    title = "Test R² against each searched param (colour: trial number)"
+    if len(names) > most:
+        names = _most_important(study, names, most)
+        title = (f"Test R² against the {most} most important searched params "
+                 "(colour: trial number)")
+    axes = _optuna_axes(optuna.visualization.matplotlib.plot_slice, study, params=names,
+                        target_name=R2)
     fig = _figure(axes)
-    fig.suptitle("Test R² against each searched param (colour: trial number)")
+    fig.suptitle(title)
     panels = [ax for ax in fig.axes if ax.get_ylabel() != "Trial"]  # not the colour bar
-    width, height = fig.get_size_inches()
-    fig.set_size_inches(max(width, 4.2 * len(panels) + 1.5), height)  # Optuna's are cramped
+    fig.set_size_inches(*plt.rcParams["figure.figsize"])  # Optuna's are cramped
     for ax in panels:  # tick labels on a narrow (log) axis overprint each other
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.tick_params(axis="x", labelrotation=30)
-    _floor_r2_all(fig, [t.value for t in complete if t.value is not None])
+    for ax in panels:
+        name = ax.get_xlabel()
+        _clip_outliers(ax, [(t.params[name], _value(t)) for t in complete
+                            if isinstance(t.params.get(name), int | float)])
     return fig
+
+
+def _most_important(study: optuna.Study, names: list[str], most: int) -> list[str]:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ranked = list(optuna.importance.get_param_importances(study))
+    except (ValueError, RuntimeError):
+        ranked = []
+    return [*[n for n in ranked if n in names], *[n for n in names if n not in ranked]][:most]
 
 
 def _optuna_axes(plot: Callable[..., Any], study: optuna.Study, **kwargs: Any) -> Any:
@@ -270,23 +319,45 @@ def _floor_r2(ax: Axes, values: Sequence[float]) -> None:
                     xycoords="axes fraction", fontsize="small", color="dimgray")
 
 
-def _floor_r2_all(fig: Figure, values: Sequence[float]) -> None:
-    for ax in fig.axes:
-        if ax.get_ylabel() == R2:
-            _floor_r2(ax, values)
-
-
-def _dedupe_legend(ax: Axes) -> None:
+def _dedupe_legend(ax: Axes, loc: Any = "best") -> None:
     handles, labels = ax.get_legend_handles_labels()
     unique = dict(zip(labels, handles, strict=True))
-    ax.legend(unique.values(), unique.keys())
+    ax.legend(unique.values(), unique.keys()).set_loc(loc)
+
+
+def _clip_outliers(ax: Axes, points: Sequence[tuple[float, float]]) -> None:
+    """Cut the y axis above far-low outliers (below Q1 - 3 IQR, or below R² -1) so they do
+    not flatten the others, and draw each one as a red triangle on the bottom edge, noted.
+
+    ``points`` are each trial's (x, R²).
+    """
+    finite = [v for _, v in points if math.isfinite(v)]
+    if len(finite) < 4:  # too few for quartiles: only cut a diverged trial's R²
+        _floor_r2(ax, finite)
+        return
+    q1, q3 = np.percentile(finite, [25, 75])
+    fence = max(q1 - 3 * (q3 - q1), R2_FLOOR)
+    low = [(x, v) for x, v in points if not v >= fence]
+    if not low:
+        return
+    kept = [v for v in finite if v >= fence]
+    top = max(kept)
+    bottom = min(kept) - 0.08 * (top - min(kept) or 0.01)
+    ax.set_ylim(bottom=bottom, top=top + 0.08 * (top - bottom))
+    ax.plot([x for x, _ in low], [bottom] * len(low), "v", color="tab:red", ms=10, clip_on=False,
+            zorder=5)
+    worst = min(v for _, v in low)
+    ax.annotate(f"▼ {len(low)} outlier{'s' if len(low) > 1 else ''} below the axis "
+                f"(lowest {worst:.3g})", xy=(0.01, 0.02), xycoords="axes fraction",
+                color="tab:red")
 
 
 def grid(count: int) -> tuple[Figure, list[Axes]]:
     """A figure of ``count`` panels, three to a row; unused panels hidden."""
     columns = min(count, 3)
     rows = math.ceil(count / columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(5.5 * columns, 4 * rows),
+    width, height = plt.rcParams["figure.figsize"]  # the report's: a projected slide
+    fig, axes = plt.subplots(rows, columns, figsize=(max(width, 5 * columns), height * rows),
                              squeeze=False, layout="constrained")
     for ax in axes.flat[count:]:
         ax.set_visible(False)

@@ -29,14 +29,20 @@ from hpo.results import plots
 from hpo.results.markdown import table as markdown_table
 from hpo.results.plots import Figure, plt  # through plots, which picks the Agg backend first
 from hpo.results.retrain import retrain_trial
-from hpo.results.tables import leaderboard, load_study, trial_params, trials_frame
-from hpo.store.record import TEST_ATTR, score_label, stored_record
+from hpo.results.tables import leaderboard, load_study, trials_frame
+from hpo.store.attrs import read_test_score, trial_params
+from hpo.store.record import score_label, stored_record
 from hpo.store.storage import existing_storage, shown
 from hpo.store.summary import best_trial, state_counts
 
 INDEX = "index.md"
 TRIALS_CSV = "trials.csv"
 _DPI = 110
+# Every figure readable when projected at 1280×720: that canvas (11.6 × 6.5 in at 110 dpi),
+# and text sized for the back of a classroom.
+PROJECTOR_STYLE = {"figure.figsize": (11.6, 6.5), "font.size": 14, "axes.titlesize": 15,
+                   "axes.labelsize": 14, "legend.fontsize": 12, "xtick.labelsize": 12,
+                   "ytick.labelsize": 12, "figure.titlesize": 16, "lines.markersize": 7}
 LEADERBOARD_ROWS = 10
 _HEADINGS = {"number": "trial", "value": "test R²", "epochs_run": "epochs run"}
 
@@ -78,19 +84,22 @@ def write_report(study_name: str, storage: str | None = None,
 
 
 def make_report(study_name: str, storage: str | None = None,
-                out: str | Path | None = None) -> Report:
-    """``write_report``, returning what was drawn and skipped as well as the folder."""
+                out: str | Path | None = None, *, progress: bool = False) -> Report:
+    """``write_report``, returning what was drawn and skipped as well as the folder.
+
+    With ``progress``, shows the re-training of the best trial (for its prediction figure).
+    """
     url = existing_storage(storage)
     study = load_study(study_name, url)
     report = Report(_out_folder(study_name, out))
-    for spec in figure_specs(study):
+    for spec in figure_specs(study, progress=progress):
         _write_figure(spec, study, report)
     trials_frame(study).to_csv(report.folder / TRIALS_CSV, index=False)
     report.index.write_text(index_markdown(study, url, report), encoding="utf-8")
     return report
 
 
-def figure_specs(study: optuna.Study) -> list[FigureSpec]:
+def figure_specs(study: optuna.Study, *, progress: bool = False) -> list[FigureSpec]:
     """The report's figures, in the order index.md shows them."""
     step = "fold" if _record(study).get("cv_folds") else "epoch"
     return [
@@ -100,7 +109,7 @@ def figure_specs(study: optuna.Study) -> list[FigureSpec]:
         FigureSpec("lr_curves.png", "Learning-rate schedules of the top trials per family",
                    plots.lr_curves),
         FigureSpec("prediction.png", "The best model's prediction over the data",
-                   lambda s: plots.prediction(best_prediction(s))),
+                   lambda s: plots.prediction(best_prediction(s, progress=progress))),
         FigureSpec("mse.png", "Train and test MSE per epoch of the best trial",
                    lambda s: plots.mse_curves(_best(s))),
         FigureSpec("importances.png", "Parameter importances", plots.param_importances),
@@ -112,7 +121,8 @@ def _write_figure(spec: FigureSpec, study: optuna.Study, report: Report) -> None
     path = report.folder / spec.file
     opened = set(plt.get_fignums())
     try:
-        with plt.style.context("ggplot"):  # Optuna's views set it globally; keep it local
+        # Optuna's views set ggplot globally; keep it local, with the projector's sizes.
+        with plt.style.context(["ggplot", PROJECTOR_STYLE]):
             spec.draw(study).savefig(path, dpi=_DPI, bbox_inches="tight")
         report.figures.append(spec)
     except (plots.FigureSkipped, HPOError) as reason:
@@ -129,7 +139,7 @@ def _skip(report: Report, spec: FigureSpec, path: Path, reason: str) -> None:
     path.unlink(missing_ok=True)  # an old run's figure would contradict the note
 
 
-def best_prediction(study: optuna.Study) -> plots.Prediction:
+def best_prediction(study: optuna.Study, *, progress: bool = False) -> plots.Prediction:
     """Retrain the best trial on the study's first fold (hpo.store.record.retrain_trial).
 
     On the CPU this is the model the trial scored; a GPU-trained trial's may differ in the
@@ -137,7 +147,7 @@ def best_prediction(study: optuna.Study) -> plots.Prediction:
     """
     trial = _best(study)
     record = stored_record(study)
-    model, _, result, fold = retrain_trial(trial, record)
+    model, _, result, fold = retrain_trial(trial, record, progress=progress)
     cv_folds = record.get("cv_folds")
     return plots.Prediction(trial=trial.number, train=fold.train, test=fold.test,
                             predict=_predictor(model),
@@ -230,7 +240,7 @@ def _best_section(study: optuna.Study) -> str:
     rows = [[key, _fmt(value, key), "yes" if key in trial.params else "no"]
             for key, value in trial_params(trial).items()]
     label = score_label(_record(study)) if _record(study) else "R²"
-    held_out = study.user_attrs.get(TEST_ATTR) or {}
+    held_out = read_test_score(study) or {}
     test = (f" Scored once on the held-out test part after the search: test R² "
             f"**{held_out['test_r2']:.4f}**." if held_out.get("trial") == trial.number else "")
     return (f"## Best trial\n\nTrial {trial.number}: {label} **{_fmt(trial.value, 'value')}**"

@@ -23,10 +23,10 @@ import optuna
 
 from hpo.data import CsvData, Fold, LabData, Mtcars, final_fold, prepare_folds, refit_fold
 from hpo.errors import ConfigError
+from hpo.store.attrs import read_record
 from hpo.study.config import Study
 
-RECORD_ATTR = "hpo_record"
-TEST_ATTR = "hpo_test_score"  # the best trial's held-out test R², scored after the search
+# Where the record is kept (a study system attr) is hpo.store.attrs's business.
 _SOURCES: dict[str, type[LabData] | type[Mtcars] | type[CsvData]] = {
     "LabData": LabData, "Mtcars": Mtcars, "CsvData": CsvData}
 
@@ -94,7 +94,7 @@ def score_label(record: dict[str, Any]) -> str:
 
 def stored_record(optuna_study: optuna.Study) -> dict[str, Any]:
     """The record kept with a stored study (refused for studies hpo did not create)."""
-    record = optuna_study.user_attrs.get(RECORD_ATTR)
+    record = read_record(optuna_study)
     if record is None:
         raise ConfigError(
             f"Study {optuna_study.study_name!r} has no hpo record of its data; it was not "
