@@ -3,26 +3,31 @@ table is recomputed here from the storage or by training the configs by hand."""
 
 from __future__ import annotations
 
+import re
 import statistics
 import textwrap
 from pathlib import Path
 from typing import Any
 
 import matplotlib.image
+import numpy as np
 import optuna
 import pandas as pd
 import pytest
 import scipy.stats
 import torch
+from matplotlib.container import ErrorbarContainer
 from optuna.trial import TrialState, create_trial
 
 from hpo import LabData, RunOptions, Study, run
 from hpo.cli import main
 from hpo.data import final_fold
 from hpo.errors import ConfigError
-from hpo.results.compare import compare, served_families
+from hpo.results.compare import MIN_SPAN, compare, served_families
+from hpo.results.compare import figure as compare_figure
 from hpo.results.export import export
 from hpo.results.manual import load_manual
+from hpo.results.plots import PROJECTOR_DPI, PROJECTOR_STYLE, plt
 from hpo.results.tables import load_study, trial_history
 from hpo.results.verdict import verdict_sentence
 from hpo.store.attrs import trial_params, write_record
@@ -332,7 +337,29 @@ def test_markdown_and_figure_are_written(table: pd.DataFrame, out: Path) -> None
     assert "| step | no study given |" in text
     assert "| cos-a | Ana | cosine | lr-cosine |" in text
     image = matplotlib.image.imread(out / "compare.png")
-    assert image.shape[0] > 200 and image.shape[1] > 400
+    width, height = PROJECTOR_STYLE["figure.figsize"]  # the report's canvas: 1280×720
+    assert image.shape[:2] == (round(height * PROJECTOR_DPI), round(width * PROJECTOR_DPI))
+
+
+def test_the_figure_shows_each_configs_seed_spread_on_an_axis_that_does_not_zoom(
+    storage: str, table: pd.DataFrame
+) -> None:
+    served = {family: load_study(f"lr-{family}", storage) for family in ("exponential", "cosine")}
+    drawn = compare_figure(table, served)
+    configs = table.attrs["configs"]
+    top_row = [ax for ax in drawn.axes if ax.get_visible() and ax.get_title()]
+    assert [ax.get_title().split()[0] for ax in top_row] == ["exponential", "cosine"]
+    for ax in top_row:
+        family = ax.get_title().split()[0]
+        mine = configs[(configs["family"] == family) & configs["mean_r2"].notna()]
+        bars = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+        assert len(bars) == len(mine) > 0  # one error bar per hand-picked config
+        drawn_spread = sorted(np.ptp(c.lines[2][0].get_segments()[0][:, 1]) for c in bars)
+        np.testing.assert_allclose(drawn_spread, sorted(2 * mine["sd_r2"].fillna(0.0)))
+        low, high = ax.get_ylim()
+        assert high - low >= MIN_SPAN - 1e-12  # no zoom onto a few 1e-4
+        assert high <= 1.0
+    plt.close(drawn)
 
 
 def test_cli_prints_the_table(
@@ -356,9 +383,17 @@ def test_cli_prints_the_table(
             str(tmp_path / "c"),
         ]
     )
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
     assert code == 0
     assert "| exponential | lr-exponential |" in printed and "picks-manual" in printed
+    # Progress, piped (stderr is captured): both trainings phases, a few lines each.
+    err = captured.err.splitlines()
+    runs = len(load_manual(manual_file)) * SEEDS
+    assert f"hand-picked configs: {runs} trainings to run" in err
+    assert any(line.startswith(f"hand-picked configs: {runs}/{runs} trainings") for line in err)
+    tested = [re.fullmatch(r"held-out test: (\d+)/\1 trainings.*", line) for line in err]
+    assert any(tested) and len(err) <= 20 and "\r" not in captured.err
     assert (tmp_path / "c" / "compare.png").is_file()
 
 

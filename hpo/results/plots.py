@@ -40,6 +40,12 @@ from hpo.store.attrs import trial_params
 from search_spaces import lr_curve
 
 R2 = "test R²"
+# Every figure readable when projected at 1280×720: that canvas (11.6 × 6.5 in at 110 dpi),
+# and text sized for the back of a classroom (the report's figures and compare.png).
+PROJECTOR_DPI = 110
+PROJECTOR_STYLE = {"figure.figsize": (11.6, 6.5), "font.size": 14, "axes.titlesize": 15,
+                   "axes.labelsize": 14, "legend.fontsize": 12, "xtick.labelsize": 12,
+                   "ytick.labelsize": 12, "figure.titlesize": 16, "lines.markersize": 7}
 # R² has no lower bound; one diverged trial at -50 would flatten every other curve.
 R2_FLOOR = -1.0
 TOP_PER_FAMILY = 3

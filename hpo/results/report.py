@@ -37,12 +37,6 @@ from hpo.store.summary import best_trial, state_counts
 
 INDEX = "index.md"
 TRIALS_CSV = "trials.csv"
-_DPI = 110
-# Every figure readable when projected at 1280×720: that canvas (11.6 × 6.5 in at 110 dpi),
-# and text sized for the back of a classroom.
-PROJECTOR_STYLE = {"figure.figsize": (11.6, 6.5), "font.size": 14, "axes.titlesize": 15,
-                   "axes.labelsize": 14, "legend.fontsize": 12, "xtick.labelsize": 12,
-                   "ytick.labelsize": 12, "figure.titlesize": 16, "lines.markersize": 7}
 LEADERBOARD_ROWS = 10
 _HEADINGS = {"number": "trial", "value": "test R²", "epochs_run": "epochs run"}
 
@@ -122,8 +116,8 @@ def _write_figure(spec: FigureSpec, study: optuna.Study, report: Report) -> None
     opened = set(plt.get_fignums())
     try:
         # Optuna's views set ggplot globally; keep it local, with the projector's sizes.
-        with plt.style.context(["ggplot", PROJECTOR_STYLE]):
-            spec.draw(study).savefig(path, dpi=_DPI, bbox_inches="tight")
+        with plt.style.context(["ggplot", plots.PROJECTOR_STYLE]):
+            spec.draw(study).savefig(path, dpi=plots.PROJECTOR_DPI, bbox_inches="tight")
         report.figures.append(spec)
     except (plots.FigureSkipped, HPOError) as reason:
         _skip(report, spec, path, str(reason))
