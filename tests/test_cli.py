@@ -234,7 +234,7 @@ def test_run_piped_shows_a_few_progress_lines_towards_the_target(
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if line.startswith("tiny:")]
     assert lines[0] == "tiny: 3 trials to run" and lines[-1].startswith("tiny: 3/3 trials")
-    assert "best R²" in lines[-1] and "\r" not in err and len(err.splitlines()) <= 20
+    assert "best validation R²" in lines[-1] and "\r" not in err and len(err.splitlines()) <= 20
     # Extending the study counts towards the new target, from what it already holds.
     assert main(["run", str(path), "--workers", "1", "--n-trials", "5"]) == 0
     err = capsys.readouterr().err

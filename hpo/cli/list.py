@@ -12,7 +12,9 @@ from hpo.cli._args import WIDTH, add_storage_argument
 from hpo.results.tables import study_table
 from hpo.store.storage import resolve_storage, shown
 
-DESCRIPTION = "List every study in a storage: its trial counts by state and its best test R²."
+DESCRIPTION = (
+    "List every study in a storage: its trial counts by state, its best score and what it was "
+    "scored on (validation, CV or test R²), and the held-out test R² scored after the search.")
 
 
 def add_parser(subparsers: Any) -> None:

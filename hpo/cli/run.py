@@ -157,6 +157,8 @@ def _fit_to_terminal(board: pd.DataFrame, label: str, most_columns: int = 4) -> 
     params = [c for c in board.columns if c.startswith("params_")]
     table = board.rename(columns={"number": "trial", "value": label,
                                   "epochs_run": "epochs run"})
+    # Four decimals for every score, as the best-score line prints it ("0.9860", not "0.986").
+    table[label] = [f"{value:.4f}" for value in table[label]]
     text = _render(table.rename(columns={c: c.removeprefix("params_") for c in params}))
     if len(params) <= most_columns and _widest(text) <= WIDTH:
         return text

@@ -7,6 +7,8 @@ import math
 
 import optuna
 
+from hpo.store.attrs import read_record
+from hpo.store.record import score_label
 from hpo.store.summary import best_value, finished_count
 from hpo.train.progress import Progress
 
@@ -19,13 +21,15 @@ class StudyProgress:
 
     def __init__(self, optuna_study: optuna.Study, target: int, *, enabled: bool) -> None:
         self._study = optuna_study
+        record = read_record(optuna_study)  # "validation R²" or what else trials are scored on
+        self._label = score_label(record) if record else "R²"
         self._progress = Progress(target, optuna_study.study_name, unit="trial",
                                   initial=min(finished_count(optuna_study), target),
                                   enabled=enabled)
 
     def refresh(self) -> None:
         best = best_value(self._study)
-        note = "" if math.isnan(best) else f"best R² {best:.4f}"
+        note = "" if math.isnan(best) else f"best {self._label} {best:.4f}"
         self._progress.update(finished_count(self._study), note)
 
     def close(self) -> None:
