@@ -48,6 +48,16 @@ def test_run_prints_leaderboard_and_dashboard_line(
     assert "tiny" in listing and "3" in listing
 
 
+def test_a_grid_study_run_with_another_sampler_searches_its_space(
+    in_tmp: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_study(in_tmp, sampler="grid", epochs=2, extra=', grid={"lr": [0.001, 0.1]}')
+    assert main(["run", str(path), "--no-progress", "--sampler", "random",
+                 "--n-trials", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "== tiny: 3 complete" in out  # three trials of the space, not the grid's two
+
+
 def test_flags_override_the_study_and_study_name_renames(
     in_tmp: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

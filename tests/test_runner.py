@@ -23,7 +23,7 @@ from hpo.runners.optuna_runner import RunOptions, run
 from hpo.store.attrs import trial_params
 from hpo.store.record import stored_record
 from hpo.store.storage import open_storage
-from hpo.study.config import PRUNERS, SAMPLERS
+from hpo.study.algorithms import PRUNERS, SAMPLERS
 from hpo.study.file import load_from_file
 from tests.conftest import write_study
 

@@ -27,6 +27,10 @@ from hpo.store.attrs import read_record
 from hpo.study.config import Study
 
 # Where the record is kept (a study system attr) is hpo.store.attrs's business.
+# The record's fields that decide which rows trials train and are scored on, and how: trials
+# made under other values are not comparable (a resume refuses them, manual runs are redone).
+COMPARABLE_KEYS = ("data", "test_size", "validation_size", "cv_folds", "standardize", "seed",
+                   "score", "seeds")
 _SOURCES: dict[str, type[LabData] | type[Mtcars] | type[CsvData]] = {
     "LabData": LabData, "Mtcars": Mtcars, "CsvData": CsvData}
 
@@ -44,6 +48,11 @@ def study_record(study: Study) -> dict[str, Any]:
               "sampler": study.sampler, "pruner": study.pruner,
               "description": study.description}
     return dict(json.loads(json.dumps(record)))  # as the storage gives it back: lists, not tuples
+
+
+def comparable_part(record: dict[str, Any]) -> dict[str, Any]:
+    """The record's ``COMPARABLE_KEYS`` only: equal for studies whose trials compare."""
+    return {key: record.get(key) for key in COMPARABLE_KEYS}
 
 
 def data_source(record: dict[str, Any]) -> LabData | Mtcars | CsvData:
