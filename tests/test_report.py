@@ -248,7 +248,7 @@ def test_a_cross_validated_study_retrains_its_first_fold(storage: str, tmp_path:
     report = make_report("cv", storage=storage, out=tmp_path)
     assert set(report.skipped) == {"mse.png"}
     assert "one row per fold" in report.skipped["mse.png"]
-    assert "Test R² per fold" in report.index.read_text(encoding="utf-8")
+    assert "3-fold CV R² per fold" in report.index.read_text(encoding="utf-8")
 
 
 def test_a_study_not_run_by_hpo_skips_the_prediction(tmp_path: Path) -> None:

@@ -96,18 +96,21 @@ def make_report(study_name: str, storage: str | None = None,
 def figure_specs(study: optuna.Study, *, progress: bool = False) -> list[FigureSpec]:
     """The report's figures, in the order index.md shows them."""
     step = "fold" if _record(study).get("cv_folds") else "epoch"
+    label, part = plots.score_name(study), plots.scored_part(study)  # "validation R²", ...
+    title = label[:1].upper() + label[1:]  # not str.capitalize(): "R²" stays upper case
     return [
-        FigureSpec("history.png", "Best test R² so far", plots.optimization_history),
-        FigureSpec("intermediate.png", f"Test R² per {step} (pruned trials dashed)",
-                   lambda s: plots.intermediate_values(s, step=step)),
+        FigureSpec("history.png", f"Best {label} so far", plots.optimization_history),
+        FigureSpec("intermediate.png", f"{title} per {step} (pruned trials "
+                   "dashed)", lambda s: plots.intermediate_values(s, step=step)),
         FigureSpec("lr_curves.png", "Learning-rate schedules of the top trials per family",
                    plots.lr_curves),
         FigureSpec("prediction.png", "The best model's prediction over the data",
                    lambda s: plots.prediction(best_prediction(s, progress=progress))),
-        FigureSpec("mse.png", "Train and test MSE per epoch of the best trial",
-                   lambda s: plots.mse_curves(_best(s))),
+        FigureSpec("mse.png", f"Train and {part} MSE per epoch of the best trial",
+                   lambda s: plots.mse_curves(_best(s), scored=part)),
         FigureSpec("importances.png", "Parameter importances", plots.param_importances),
-        FigureSpec("slice.png", "Test R² against each searched parameter", plots.slice_view),
+        FigureSpec("slice.png", f"{title} against each searched parameter",
+                   plots.slice_view),
     ]
 
 
@@ -146,7 +149,8 @@ def best_prediction(study: optuna.Study, *, progress: bool = False) -> plots.Pre
     return plots.Prediction(trial=trial.number, train=fold.train, test=fold.test,
                             predict=_predictor(model),
                             test_r2=float(result.history["test_r2"].iloc[-1]),
-                            where=f"fold 1 of {cv_folds}" if cv_folds else "")
+                            where=f"fold 1 of {cv_folds}" if cv_folds else "",
+                            scored=plots.scored_part(study))
 
 
 def _predictor(model: torch.nn.Module) -> Callable[[np.ndarray], np.ndarray]:

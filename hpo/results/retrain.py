@@ -15,7 +15,7 @@ from hpo.data import Fold
 from hpo.errors import ConfigError
 from hpo.results.tables import trial_history
 from hpo.store.attrs import trial_params
-from hpo.store.record import folds_from_record
+from hpo.store.record import folds_from_record, score_label
 from hpo.train.loop import TrainResult
 from hpo.train.models import ModelSpec
 from hpo.train.objective import train_params
@@ -50,9 +50,10 @@ def retrain_trial(
     threads = torch.get_num_threads()
     torch.set_num_threads(int(trial.user_attrs.get("threads", threads)))
     bar = Progress(stop, f"re-training trial {trial.number}", unit="epoch", enabled=progress)
+    label = score_label(record)  # the fold's scored part: validation, a CV fold or test
 
     def until_scored(epoch: int, row: dict[str, float]) -> bool:
-        bar.update(epoch, f"test R² {row.get('test_r2', float('nan')):.4f}")
+        bar.update(epoch, f"{label} {row.get('test_r2', float('nan')):.4f}")
         return epoch >= stop
 
     try:
