@@ -2,7 +2,7 @@
 
 Every config is re-trained over ``seeds`` seeds (0, 1, …) on the folds of the automated
 study that serves its family, and each run is stored as a manual trial in the study
-``<manual file stem>-manual``. Then, per family: the best manual config (by mean test R²)
+``<manual file stem>-manual``. Then, per family: the best manual config (by its mean score)
 against the search's best trial, how many trials the search needed to beat it, and the
 training epochs each side spent.
 
