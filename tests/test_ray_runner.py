@@ -21,7 +21,7 @@ from hpo.cli import main
 from hpo.errors import ConfigError, DeviceError
 from hpo.runners.optuna_runner import RunOptions, run
 from hpo.runners.ray_cluster import TrialResources, plan_resources, temp_dir
-from hpo.store.attrs import trial_history_rows
+from hpo.store.attrs import trial_history_rows, trial_params
 from hpo.store.storage import open_storage
 from hpo.store.summary import finished_count
 from hpo.study.file import load_from_file
@@ -58,11 +58,12 @@ def test_every_trial_is_stored_with_its_epochs_and_attributes(
     for trial in trials:
         attrs = trial.user_attrs
         assert sorted(trial.intermediate_values) == [1, 2, 3, 4]
-        assert [row["epoch"] for row in attrs["history"]] == [1, 2, 3, 4]
+        assert [row["epoch"] for row in trial_history_rows(trial)] == [1, 2, 3, 4]
         assert attrs["runner"] == "ray" and attrs["ended"] == "completed"
         assert attrs["seed"] == study.seed + trial.number and attrs["device"] == "cpu"
         assert attrs["epochs_run"] == 4 and attrs["test_r2"] == pytest.approx(trial.value)
-        assert attrs["params"]["lr"] == trial.params["lr"] and attrs["n_params"] == 25
+        assert trial_params(trial)["lr"] == trial.params["lr"] and attrs["n_params"] == 25
+        assert not {"history", "params"} & set(attrs)  # system attrs, off the dashboard
         assert attrs["seconds"] > 0 and attrs["worker"] and attrs["ray_worker"]
     assert len({t.user_attrs["ray_worker"] for t in trials}) <= 2  # actors are reused
 
