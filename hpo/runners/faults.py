@@ -159,6 +159,26 @@ def time_limit(seconds: float | None) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
+@contextlib.contextmanager
+def children_ignore_interrupts() -> Iterator[None]:
+    """Start a child process here that ignores Ctrl-C until it installs ``deferred_stop``.
+
+    Ctrl-C reaches every process of the terminal's group; a worker still starting up
+    (importing torch takes seconds) would die of it with a KeyboardInterrupt traceback. An
+    ignored SIGINT is the one disposition a child keeps across exec, so it is set only for
+    the moment of the start (a few milliseconds, in which a Ctrl-C is lost and must be
+    pressed again); this process stops the workers itself when Ctrl-C reaches it.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 _stop = threading.Event()
 
 

@@ -30,7 +30,13 @@ from optuna.trial import TrialState
 
 from hpo.errors import ConfigError, HPOError
 from hpo.runners.devices import WorkerSlot, plan_workers, resolve_devices
-from hpo.runners.faults import RepeatGuard, deferred_stop, error_log, stop_requested
+from hpo.runners.faults import (
+    RepeatGuard,
+    children_ignore_interrupts,
+    deferred_stop,
+    error_log,
+    stop_requested,
+)
 from hpo.runners.preflight import preflight
 from hpo.runners.progress import StudyProgress
 from hpo.runners.trials import claim_waiting_trial, fail_interrupted_trials, run_trial
@@ -240,11 +246,13 @@ def _work_in_processes(
     workers = [context.Process(target=_worker_main, args=(plan, slot, i, quota, errors),
                                name=f"hpo-worker-{i}")
                for i, (slot, quota) in enumerate(zip(slots, quotas, strict=True)) if quota]
-    for worker in workers:
-        worker.start()
     try:
+        for worker in workers:
+            with children_ignore_interrupts():
+                worker.start()
         _wait_for(workers, progress, errors)
     finally:
+        workers = [worker for worker in workers if worker.pid is not None]  # started
         for worker in workers:
             if worker.is_alive():
                 worker.terminate()  # ends its trial at the next epoch, told as interrupted
