@@ -27,6 +27,7 @@ import torch
 
 from hpo import RunOptions, run
 from hpo.runners.ray_cluster import connect
+from hpo.store.attrs import trial_history_rows
 from hpo.study.file import load_studies
 
 # Loaded as `hpo run` loads it, so its space functions reach the Optuna runner's workers.
@@ -57,7 +58,7 @@ def _stored_seconds(trial: optuna.trial.FrozenTrial) -> float:
 
 def _training_seconds(trial: optuna.trial.FrozenTrial) -> float:
     """What the trial measured itself; a pruned trial records it only per epoch."""
-    history = trial.user_attrs.get("history") or [{}]
+    history = trial_history_rows(trial) or [{}]
     return float(trial.user_attrs.get("seconds") or history[-1].get("seconds") or 0.0)
 
 

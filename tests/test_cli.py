@@ -38,8 +38,9 @@ def test_run_prints_leaderboard_and_dashboard_line(
     assert main(["run", str(path), "--no-progress", "--top", "2"]) == 0
     out = capsys.readouterr().out
     assert "== tiny: 3 complete" in out
-    assert "best score (validation R²):" in out and "best params: {'lr':" in out
+    assert "best score (validation R²):" in out and "best params: lr=" in out
     assert "held-out test R² of trial" in out  # scored once, after the search
+    assert max(len(line) for line in out.splitlines()) <= 100  # fits a projected terminal
     assert "optuna-dashboard hpo.journal" in out
     assert (in_tmp / "hpo.journal").exists()  # the default storage, in the working folder
     assert main(["list"]) == 0
@@ -250,3 +251,32 @@ def test_help_and_list_import_no_heavy_library(
                           text=True, env={"PYTHONPATH": str(Path(__file__).parents[1]),
                                           "PATH": "/usr/bin:/bin"}, timeout=120)
     assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout + done.stderr
+
+
+def test_run_piped_shows_a_few_progress_lines_towards_the_target(
+    in_tmp: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_study(in_tmp, n_trials=3)
+    assert main(["run", str(path), "--workers", "1"]) == 0  # stderr is captured: not a tty
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("tiny:")]
+    assert lines[0] == "tiny: 3 trials to run" and lines[-1].startswith("tiny: 3/3 trials")
+    assert "best validation R²" in lines[-1] and "\r" not in err and len(err.splitlines()) <= 20
+    # Extending the study counts towards the new target, from what it already holds.
+    assert main(["run", str(path), "--workers", "1", "--n-trials", "5"]) == 0
+    err = capsys.readouterr().err
+    assert "tiny: 2 trials to run (3 done before)" in err and "tiny: 5/5 trials" in err
+    # A finished study run again says that nothing new ran.
+    assert main(["run", str(path), "--workers", "1", "--n-trials", "5"]) == 0
+    captured = capsys.readouterr()
+    assert "Nothing new ran: the study already held its 5 finished trials" in captured.out
+    assert captured.err == ""
+
+
+def test_help_is_plain_text_that_fits_the_terminal(capsys: pytest.CaptureFixture[str]) -> None:
+    for command in ("run", "list", "compare", "report", "export", "predict"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        text = capsys.readouterr().out
+        assert "``" not in text, command  # no raw reST markup
+        assert max(len(line) for line in text.splitlines()) <= 100, command

@@ -3,29 +3,35 @@ table is recomputed here from the storage or by training the configs by hand."""
 
 from __future__ import annotations
 
+import re
 import statistics
 import textwrap
 from pathlib import Path
 from typing import Any
 
 import matplotlib.image
+import numpy as np
 import optuna
 import pandas as pd
 import pytest
 import scipy.stats
 import torch
+from matplotlib.container import ErrorbarContainer
 from optuna.trial import TrialState, create_trial
 
 from hpo import LabData, RunOptions, Study, run
 from hpo.cli import main
 from hpo.data import final_fold
 from hpo.errors import ConfigError
-from hpo.results.compare import compare, served_families
+from hpo.results.compare import MIN_SPAN, compare, served_families
+from hpo.results.compare import figure as compare_figure
 from hpo.results.export import export
 from hpo.results.manual import load_manual
-from hpo.results.tables import load_study, trial_params
+from hpo.results.plots import PROJECTOR_DPI, PROJECTOR_STYLE, plt
+from hpo.results.tables import load_study, trial_history
 from hpo.results.verdict import verdict_sentence
-from hpo.store.record import RECORD_ATTR, data_source, folds_from_record, stored_record
+from hpo.store.attrs import trial_params, write_record
+from hpo.store.record import data_source, folds_from_record, stored_record
 from hpo.store.storage import open_storage
 from hpo.train.objective import evaluate, train_params
 from hpo.train.reporter import MemoryReporter
@@ -282,18 +288,20 @@ def test_manual_trials_are_stored_tagged_with_their_values(
             config.who,
             config.family,
         )
-        assert attrs["params"] == config.params and attrs["study"] == f"lr-{config.family}"
+        assert trial_params(trial) == config.params and attrs["study"] == f"lr-{config.family}"
         assert trial.value == by_hand(storage, attrs["study"], config.params)[attrs["seed"]]
-        assert len(attrs["history"]) == attrs["epochs_run"] == config.params["epochs"]
+        history = trial_history(trial).to_dict(orient="records")
+        assert "history" not in attrs and "params" not in attrs  # kept out of the dashboard
+        assert len(history) == attrs["epochs_run"] == config.params["epochs"]
         assert attrs["threads"] >= 1  # recorded by the objective: export can reproduce it
         assert attrs["n_params"] > 0 and attrs["seconds"] > 0 and attrs["ended"] == "completed"
         assert trial.intermediate_values == {
-            row["epoch"]: row["test_r2"] for row in attrs["history"]
+            row["epoch"]: row["test_r2"] for row in history
         }
 
 
 def test_manual_study_keeps_the_shared_record(storage: str, table: pd.DataFrame) -> None:
-    record = load_study("picks-manual", storage).user_attrs[RECORD_ATTR]
+    record = stored_record(load_study("picks-manual", storage))
     assert record["data"] == stored_record(load_study("lr-cosine", storage))["data"]
     assert (record["sampler"], record["pruner"]) == ("manual", "none")
 
@@ -329,7 +337,29 @@ def test_markdown_and_figure_are_written(table: pd.DataFrame, out: Path) -> None
     assert "| step | no study given |" in text
     assert "| cos-a | Ana | cosine | lr-cosine |" in text
     image = matplotlib.image.imread(out / "compare.png")
-    assert image.shape[0] > 200 and image.shape[1] > 400
+    width, height = PROJECTOR_STYLE["figure.figsize"]  # the report's canvas: 1280×720
+    assert image.shape[:2] == (round(height * PROJECTOR_DPI), round(width * PROJECTOR_DPI))
+
+
+def test_the_figure_shows_each_configs_seed_spread_on_an_axis_that_does_not_zoom(
+    storage: str, table: pd.DataFrame
+) -> None:
+    served = {family: load_study(f"lr-{family}", storage) for family in ("exponential", "cosine")}
+    drawn = compare_figure(table, served)
+    configs = table.attrs["configs"]
+    top_row = [ax for ax in drawn.axes if ax.get_visible() and ax.get_title()]
+    assert [ax.get_title().split()[0] for ax in top_row] == ["exponential", "cosine"]
+    for ax in top_row:
+        family = ax.get_title().split()[0]
+        mine = configs[(configs["family"] == family) & configs["mean_r2"].notna()]
+        bars = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+        assert len(bars) == len(mine) > 0  # one error bar per hand-picked config
+        drawn_spread = sorted(np.ptp(c.lines[2][0].get_segments()[0][:, 1]) for c in bars)
+        np.testing.assert_allclose(drawn_spread, sorted(2 * mine["sd_r2"].fillna(0.0)))
+        low, high = ax.get_ylim()
+        assert high - low >= MIN_SPAN - 1e-12  # no zoom onto a few 1e-4
+        assert high <= 1.0
+    plt.close(drawn)
 
 
 def test_cli_prints_the_table(
@@ -353,9 +383,17 @@ def test_cli_prints_the_table(
             str(tmp_path / "c"),
         ]
     )
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
     assert code == 0
     assert "| exponential | lr-exponential |" in printed and "picks-manual" in printed
+    # Progress, piped (stderr is captured): both trainings phases, a few lines each.
+    err = captured.err.splitlines()
+    runs = len(load_manual(manual_file)) * SEEDS
+    assert f"hand-picked configs: {runs} trainings to run" in err
+    assert any(line.startswith(f"hand-picked configs: {runs}/{runs} trainings") for line in err)
+    tested = [re.fullmatch(r"held-out test: (\d+)/\1 trainings.*", line) for line in err]
+    assert any(tested) and len(err) <= 20 and "\r" not in captured.err
     assert (tmp_path / "c" / "compare.png").is_file()
 
 
@@ -414,7 +452,7 @@ def mixed(storage: str, manual_file: Path) -> str:
     study = optuna.create_study(
         study_name="mixed", storage=open_storage(storage), direction="maximize"
     )
-    study.set_user_attr(RECORD_ATTR, stored_record(load_study("lr-exponential", storage)))
+    write_record(study, stored_record(load_study("lr-exponential", storage)))
     for state, value, family, epochs in [
         (TrialState.COMPLETE, -0.2, "exponential", 8),
         (TrialState.PRUNED, None, "cosine", 3),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -14,6 +15,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import matplotlib.image
+import numpy as np
 import optuna
 import pytest
 
@@ -21,6 +24,7 @@ from hpo.cli import main
 from hpo.errors import ConfigError, StorageError
 from hpo.results.dashboard import free_port, open_dashboard
 from hpo.store.storage import open_storage, storage_file
+from tests.conftest import write_study
 
 NAMES = ["lr-cosine", "lr-step"]
 REPO = Path(__file__).resolve().parents[1]
@@ -192,3 +196,50 @@ def test_hpo_dashboard_prints_its_url_serves_and_stops_on_ctrl_c(storage: str) -
     assert process.returncode == 0, err
     assert "Dashboard stopped." in out
     assert nothing_listens_on(port)
+
+
+def _chromium() -> str:
+    """Debian's headless chromium; `make test` installs it when missing (CI runs that)."""
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is missing; `make test` installs it (apt-get install chromium)")
+        pytest.skip("chromium is not installed (`make test` installs it)")
+    return found
+
+
+def screenshot(url: str, path: Path, size: tuple[int, int] = (1280, 900)) -> np.ndarray:
+    """The page as a real browser draws it: (height, width, channels) floats in [0, 1]."""
+    subprocess.run(
+        [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+         f"--window-size={size[0]},{size[1]}", "--virtual-time-budget=15000",
+         f"--screenshot={path}", url],
+        check=True, capture_output=True, timeout=180)
+    return np.asarray(matplotlib.image.imread(path))
+
+
+@pytest.mark.slow
+def test_the_dashboard_shows_short_trial_attributes_in_a_real_browser(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A study as `hpo run` stores it: the dashboard's trial page stays readable (no 14 KB
+    history, no params JSON among the attributes it shows), checked in headless chromium."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", str(write_study(tmp_path, n_trials=2)), "--no-progress",
+                 "--workers", "1"]) == 0
+    with open_dashboard("hpo.journal", port=0) as dashboard:
+        dashboard.start()
+        study_id = get_json(dashboard.url + "api/studies")["study_summaries"][0]["study_id"]
+        detail = get_json(f"{dashboard.url}api/studies/{study_id}")
+        study_attrs = {attr["key"]: attr["value"] for attr in detail["user_attrs"]}
+        assert "hpo_record" not in study_attrs and len(study_attrs["data"]) < 100, study_attrs
+        for trial in detail["trials"]:
+            shown = {attr["key"]: attr["value"] for attr in trial["user_attrs"]}
+            assert "history" not in shown and "params" not in shown
+            assert max(len(str(value)) for value in shown.values()) < 100, shown
+        pixels = screenshot(f"{dashboard.url}dashboard/studies/{study_id}/trials",
+                            tmp_path / "trials.png")
+    assert pixels.shape[:2] == (900, 1280)
+    page = pixels[80:, 300:, :3]  # below the app bar, right of the trial list
+    drawn = (page < 0.9).any(axis=2).mean()  # share of pixels that are not background
+    assert 0.02 < drawn < 0.6, drawn  # the trial's values and attributes were rendered

@@ -20,8 +20,9 @@ from hpo.cli import main
 from hpo.data import Standardizer
 from hpo.errors import ConfigError, DataError
 from hpo.results.export import export, predict, predict_csv
-from hpo.results.tables import load_study, trial_params
-from hpo.store.record import RECORD_ATTR, folds_from_record, stored_record
+from hpo.results.tables import load_study, trial_history
+from hpo.store.attrs import trial_params, write_record
+from hpo.store.record import folds_from_record, stored_record
 from hpo.store.storage import open_storage
 from hpo.store.summary import best_trial
 from hpo.train.checkpoints import load_model
@@ -89,7 +90,7 @@ def retrained_by_hand(storage: str, name: str) -> tuple[torch.nn.Module, Any, An
     study = load_study(name, storage)
     trial = best_trial(study)
     fold = folds_from_record(stored_record(study))[0]
-    history = pd.DataFrame(trial.user_attrs["history"])
+    history = trial_history(trial)
     stop = int(history.loc[history["test_r2"].idxmax(), "epoch"]) if name == "cars" else 10
     torch.set_num_threads(os.cpu_count() or 1)  # what the runner gave its one worker
     try:
@@ -135,7 +136,7 @@ def test_exported_model_scores_the_stored_value(
 
 def test_the_epoch_the_study_scored_is_saved(storage: str, exported: dict[str, Path]) -> None:
     cars = best_trial(load_study("cars", storage))
-    history = pd.DataFrame(cars.user_attrs["history"])
+    history = trial_history(cars)
     best_epoch = int(history.loc[history["test_r2"].idxmax(), "epoch"])
     assert best_epoch < 60  # score="best": not the last epoch, so stopping there matters
     assert load_model(exported["cars"])[2]["epoch"] == best_epoch
@@ -186,10 +187,11 @@ def copy_study(
         study_name=name, storage=open_storage(storage), direction="maximize"
     )
     record = {**stored_record(load_study(source, storage)), **(record_changes or {})}
-    study.set_user_attr(RECORD_ATTR, record)
+    write_record(study, record)
     study.add_trial(
         create_trial(
-            state=TrialState.COMPLETE, value=best.value + value_shift, user_attrs=best.user_attrs
+            state=TrialState.COMPLETE, value=best.value + value_shift, user_attrs=best.user_attrs,
+            system_attrs=best.system_attrs,  # its params and history (hpo.store.attrs)
         )
     )
     return name
@@ -265,9 +267,11 @@ def test_predict_command_with_x(
     exported: dict[str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["predict", str(exported["lab"]), "--x", "0.5", "--x", "3"]) == 0
-    lines = capsys.readouterr().out.split()
+    header, *rows = capsys.readouterr().out.splitlines()
     expected = predict(exported["lab"], [0.5, 3.0])
-    assert [np.float32(line) for line in lines] == list(expected)
+    assert header.split() == ["x", "prediction"]  # each input next to its prediction
+    assert [[np.float32(cell) for cell in row.split()] for row in rows] == [
+        [np.float32(0.5), expected[0]], [np.float32(3.0), expected[1]]]
 
 
 def test_predict_command_with_csv(

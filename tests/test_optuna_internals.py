@@ -86,6 +86,18 @@ def test_a_claimed_trial_gets_a_handle_on_the_same_trial() -> None:
         assert handle.suggest_float("lr", 1e-3, 0.1) == 0.01  # the queued value
 
 
+def test_a_system_attr_set_through_the_trial_id_is_on_that_trial_only() -> None:
+    from hpo.store.optuna_internals import set_trial_system_attr
+
+    study = optuna.create_study(direction="maximize")
+    other, trial = study.ask(), study.ask()
+    with relied_on("Trial._trial_id being the storage's id of the trial"):
+        set_trial_system_attr(trial, "history", [{"epoch": 1}])
+        assert study.trials[trial.number].system_attrs["history"] == [{"epoch": 1}]
+        assert "history" not in study.trials[other.number].system_attrs
+        assert "history" not in study.trials[trial.number].user_attrs
+
+
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used")
 def test_the_heartbeat_keeps_a_trial_alive_and_its_end_lets_it_go_stale(
     tmp_path: Path

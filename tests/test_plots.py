@@ -17,6 +17,7 @@ from optuna.trial import TrialState, create_trial
 
 from hpo.data import RegressionData
 from hpo.results import plots
+from hpo.store.attrs import trial_params, write_record
 from search_spaces import lr_curve
 
 EPOCHS = 8
@@ -74,7 +75,8 @@ def trial(
         value=final_r2 if state == TrialState.COMPLETE else None,
         params={"scheduler": scheduler, "lr": lr} if searched else {},
         distributions=SEARCHED if searched else {},
-        user_attrs={"params": params, "family": scheduler, "seed": 0, "history": history},
+        user_attrs={"family": scheduler, "seed": 0},
+        system_attrs={"params": params, "history": history},  # where hpo.store.attrs keeps them
         intermediate_values=dict(enumerate(r2.tolist(), start=1)),
     )
 
@@ -153,7 +155,26 @@ def test_pruned_trials_are_dashed_red_and_end_where_pruned() -> None:
     assert len(dashed) == 1 and dashed[0].get_color() == "tab:red"
     assert list(dashed[0].get_xdata()) == [1, 2, 3]
     labels = [text.get_text() for text in figure.axes[0].get_legend().get_texts()]
-    assert labels == ["complete", "pruned", "failed or running", "best (trial 1)"]
+    assert labels == ["complete", "pruned", "failed or running", "best (trial 1)",
+                      "zoomed at right"]
+
+
+def test_intermediate_values_zoom_on_the_top_band() -> None:
+    figure = plots.intermediate_values(rich_study())
+    every, zoom = figure.axes[:2]
+    low, high = zoom.get_ylim()
+    assert every.get_ylim()[0] < low < high <= every.get_ylim()[1]
+    assert high - low < 0.5 * (every.get_ylim()[1] - every.get_ylim()[0])
+
+
+def test_a_far_outlier_is_clipped_and_marked() -> None:
+    values = [0.97, 0.975, 0.978, 0.979, 0.98, 0.5]
+    study = study_of(*(trial(TrialState.COMPLETE, v) for v in values))
+    for figure in (plots.optimization_history(study), plots.slice_view(study)):
+        ax = figure.axes[0]
+        assert ax.get_ylim()[0] > 0.9  # the others are not flattened by the 0.5
+        texts = [text.get_text() for text in ax.texts]
+        assert any("1 outlier below the axis (lowest 0.5)" in text for text in texts)
 
 
 def test_the_best_trial_is_drawn_on_top() -> None:
@@ -176,14 +197,38 @@ def test_lr_curves_show_the_top_trials_of_each_family_with_their_schedule() -> N
     assert set(panels) == {"cosine", "exponential"}
     cosine = panels["cosine"].get_lines()
     assert [line.get_label().split()[1] for line in cosine] == ["1", "0", "3"]  # best first
-    expected = lr_curve(study.trials[1].user_attrs["params"], epochs=EPOCHS)
+    expected = lr_curve(trial_params(study.trials[1]), epochs=EPOCHS)
     np.testing.assert_allclose(cosine[0].get_ydata(), expected)
     assert panels["cosine"].get_yscale() == "log"
 
 
+def test_a_study_stored_before_the_move_to_system_attrs_still_draws() -> None:
+    old = trial(TrialState.COMPLETE, 0.9)
+    old.user_attrs.update(old.system_attrs)  # params and history as user attrs, as before
+    old.system_attrs.clear()
+    assert trial_params(old)["lr"] == 0.01
+    line = plots.mse_curves(old).axes[0].get_lines()[0]
+    assert len(line.get_ydata()) == EPOCHS
+
+
+def test_figures_name_the_part_a_study_scored_its_trials_on() -> None:
+    study = rich_study()
+    assert plots.score_name(study) == "test R²"  # no hpo record: the lab's setting
+    write_record(study, {"data": {"type": "LabData", "n": 200, "seed": 0}, "test_size": 0.3,
+                         "validation_size": 0.2, "cv_folds": None, "seed": 0, "seeds": 1,
+                         "score": "final", "sampler": "tpe", "pruner": "median"})
+    assert plots.scored_part(study) == "validation"
+    zoom = plots.intermediate_values(study).axes[1]
+    assert zoom.get_ylabel() == "validation R²"
+    history = plots.optimization_history(study).axes[0]
+    assert history.get_title().startswith("Best validation R² so far")
+    mse = plots.mse_curves(study.best_trial, scored=plots.scored_part(study)).axes[0]
+    assert [line.get_label() for line in mse.get_lines()] == ["train MSE", "validation MSE"]
+
+
 def test_lr_curves_fall_back_on_the_stored_lr_column() -> None:
     frozen = trial(TrialState.COMPLETE, 0.5, lr=0.03)
-    del frozen.user_attrs["params"]["epochs"]  # the schedule cannot be rebuilt without it
+    del frozen.system_attrs["params"]["epochs"]  # the schedule cannot be rebuilt without it
     line = plots.lr_curves(study_of(frozen)).axes[0].get_lines()[0]
     np.testing.assert_allclose(line.get_ydata(), [0.03] * EPOCHS)
 
@@ -207,7 +252,7 @@ def test_prediction_of_several_features_draws_predicted_against_actual() -> None
 
 def cross_validated() -> optuna.Study:
     frozen = trial(TrialState.COMPLETE, 0.5)
-    frozen.user_attrs["history"] = [{"fold": 1, "test_r2": 0.5, "test_mse": 0.4}]
+    frozen.system_attrs["history"] = [{"fold": 1, "test_r2": 0.5, "test_mse": 0.4}]
     return study_of(frozen)
 
 

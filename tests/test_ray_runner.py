@@ -21,6 +21,7 @@ from hpo.cli import main
 from hpo.errors import ConfigError, DeviceError
 from hpo.runners.optuna_runner import RunOptions, run
 from hpo.runners.ray_cluster import TrialResources, plan_resources, temp_dir
+from hpo.store.attrs import trial_history_rows, trial_params
 from hpo.store.storage import open_storage
 from hpo.store.summary import finished_count
 from hpo.study.file import load_from_file
@@ -57,11 +58,12 @@ def test_every_trial_is_stored_with_its_epochs_and_attributes(
     for trial in trials:
         attrs = trial.user_attrs
         assert sorted(trial.intermediate_values) == [1, 2, 3, 4]
-        assert [row["epoch"] for row in attrs["history"]] == [1, 2, 3, 4]
+        assert [row["epoch"] for row in trial_history_rows(trial)] == [1, 2, 3, 4]
         assert attrs["runner"] == "ray" and attrs["ended"] == "completed"
         assert attrs["seed"] == study.seed + trial.number and attrs["device"] == "cpu"
         assert attrs["epochs_run"] == 4 and attrs["test_r2"] == pytest.approx(trial.value)
-        assert attrs["params"]["lr"] == trial.params["lr"] and attrs["n_params"] == 25
+        assert trial_params(trial)["lr"] == trial.params["lr"] and attrs["n_params"] == 25
+        assert not {"history", "params"} & set(attrs)  # system attrs, off the dashboard
         assert attrs["seconds"] > 0 and attrs["worker"] and attrs["ray_worker"]
     assert len({t.user_attrs["ray_worker"] for t in trials}) <= 2  # actors are reused
 
@@ -80,7 +82,9 @@ def test_pruned_trials_stop_early(ray_session: str, tmp_path: Path, pruner: str)
     for trial in pruned:  # stored exactly up to the epoch the pruner stopped it at
         assert trial.user_attrs["ended"] == "pruned"
         assert len(trial.intermediate_values) == trial.user_attrs["epochs_run"]
-        assert len(trial.user_attrs["history"]) == trial.user_attrs["epochs_run"]
+        assert len(trial_history_rows(trial)) == trial.user_attrs["epochs_run"]
+        # Kept where the Optuna runner keeps it: out of the dashboard's trial table.
+        assert "history" not in trial.user_attrs and "history" in trial.system_attrs
     assert any(t.user_attrs["epochs_run"] < 10 for t in pruned)
 
 

@@ -27,7 +27,9 @@ from hpo.results.report import (
     make_report,
     write_report,
 )
-from hpo.store.record import RECORD_ATTR
+from hpo.results.tables import trial_history
+from hpo.store.attrs import trial_params, write_record
+from hpo.store.record import stored_record
 from hpo.store.storage import open_storage
 from search_spaces import (
     suggest_architecture,
@@ -78,7 +80,7 @@ def storage(tmp_path_factory: pytest.TempPathFactory) -> str:
     torch.set_num_threads(1)  # tiny nets; extra threads only slow a shared machine down
     try:
         options = RunOptions(storage=path, progress=False)
-        record = run(STUDY, options).user_attrs[RECORD_ATTR]
+        record = stored_record(run(STUDY, options))
         run(STUDY.replace(name="one", n_trials=1), options)
         run(STUDY.replace(name="cv", n_trials=2, cv_folds=3), options)
     finally:
@@ -91,7 +93,7 @@ def _store_unfinished_study(path: str, record: dict[str, Any]) -> None:
     study = optuna.create_study(
         storage=open_storage(path), study_name="unfinished", direction="maximize"
     )
-    study.set_user_attr(RECORD_ATTR, record)
+    write_record(study, record)
     study.add_trial(
         create_trial(
             state=TrialState.PRUNED,
@@ -173,6 +175,19 @@ def test_leaderboard_and_best_trial_equal_the_storage(report: Path, storage: str
     assert sorted(searched) == sorted(study.best_trial.params)
 
 
+@pytest.mark.parametrize("name", sorted(FIGURES))
+def test_every_figure_is_sized_for_a_1280x720_projector(report: Path, name: str) -> None:
+    height, width = matplotlib.image.imread(report / name).shape[:2]
+    # Shown whole on a 1280×720 slide with little scaling, so its text stays readable.
+    assert 1000 <= width <= 1400 and 550 <= height <= 800, (width, height)
+
+
+def test_trials_csv_writes_counts_as_integers(report: Path) -> None:
+    text = (report / TRIALS_CSV).read_text()
+    frame = pd.read_csv(report / TRIALS_CSV, dtype=str)
+    assert all("." not in cell for cell in frame["n_params"].dropna()), text[:300]
+
+
 def test_trials_csv_equals_the_storage(report: Path, storage: str) -> None:
     frame = pd.read_csv(report / TRIALS_CSV)
     trials = stored(storage).trials
@@ -183,7 +198,7 @@ def test_trials_csv_equals_the_storage(report: Path, storage: str) -> None:
         frame["value"],
         [t.value if t.state == TrialState.COMPLETE else np.nan for t in trials],
     )
-    np.testing.assert_allclose(frame["params_lr"], [t.user_attrs["params"]["lr"] for t in trials])
+    np.testing.assert_allclose(frame["params_lr"], [trial_params(t)["lr"] for t in trials])
 
 
 def test_the_best_model_is_retrained_exactly(storage: str) -> None:
@@ -227,13 +242,13 @@ def test_only_pruned_and_failed_trials_still_give_a_report(storage: str, tmp_pat
 def test_a_cross_validated_study_retrains_its_first_fold(storage: str, tmp_path: Path) -> None:
     study = stored(storage, "cv")
     fit = best_prediction(study)
-    first_fold = study.best_trial.user_attrs["history"][0]  # one row per fold
+    first_fold = trial_history(study.best_trial).iloc[0]  # one row per fold
     assert fit.where == "fold 1 of 3"
     assert fit.test_r2 == pytest.approx(first_fold["test_r2"], abs=1e-6)
     report = make_report("cv", storage=storage, out=tmp_path)
     assert set(report.skipped) == {"mse.png"}
     assert "one row per fold" in report.skipped["mse.png"]
-    assert "Test R² per fold" in report.index.read_text(encoding="utf-8")
+    assert "3-fold CV R² per fold" in report.index.read_text(encoding="utf-8")
 
 
 def test_a_study_not_run_by_hpo_skips_the_prediction(tmp_path: Path) -> None:

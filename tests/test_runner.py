@@ -17,8 +17,11 @@ import torch
 from optuna.trial import TrialState
 
 from hpo import ConfigError, DeviceError, Study
+from hpo.results.tables import trial_history
 from hpo.runners.devices import plan_workers, resolve_devices
 from hpo.runners.optuna_runner import RunOptions, run
+from hpo.store.attrs import trial_params
+from hpo.store.record import stored_record
 from hpo.store.storage import open_storage
 from hpo.study.algorithms import PRUNERS, SAMPLERS
 from hpo.study.file import load_from_file
@@ -59,7 +62,7 @@ def test_every_pruner_runs_and_pruned_trials_stop_early(tmp_path: Path, pruner: 
     for trial in pruned:
         assert trial.user_attrs["ended"] == "pruned"
         assert len(trial.intermediate_values) == trial.user_attrs["epochs_run"]
-        assert len(trial.user_attrs["history"]) == trial.user_attrs["epochs_run"]
+        assert len(trial_history(trial)) == trial.user_attrs["epochs_run"]
 
 
 def test_median_pruning_saves_epochs(tmp_path: Path) -> None:
@@ -80,8 +83,11 @@ def test_trials_record_their_attributes(tmp_path: Path) -> None:
     assert attrs["n_params"] == (1 * 8 + 8) + (8 * 1 + 1)
     assert attrs["seconds"] > 0 and attrs["epochs_run"] == 6
     assert attrs["test_r2"] == pytest.approx(trial.value)
-    assert attrs["params"]["lr"] == trial.params["lr"] and attrs["params"]["width"] == 8
-    assert [row["epoch"] for row in attrs["history"]] == list(range(1, 7))
+    params = trial_params(trial)
+    assert params["lr"] == trial.params["lr"] and params["width"] == 8
+    assert list(trial_history(trial)["epoch"]) == list(range(1, 7))
+    # The bulky ones stay out of optuna-dashboard's trial table (hpo.store.attrs).
+    assert "history" not in attrs and "params" not in attrs
 
 
 def test_same_seed_gives_the_same_study(tmp_path: Path) -> None:
@@ -213,7 +219,7 @@ def test_resuming_a_study_on_tabular_data_is_accepted(tmp_path: Path) -> None:
     study = load_from_file(write_study(tmp_path), "tiny").replace(data=Mtcars(("wt", "hp")))
     storage = str(tmp_path / "s.journal")
     create_or_load(study, storage).enqueue_trial({"lr": 0.01})
-    assert create_or_load(study, storage).user_attrs["hpo_record"]["data"]["features"] == [
+    assert stored_record(create_or_load(study, storage))["data"]["features"] == [
         "wt",
         "hp",
     ]

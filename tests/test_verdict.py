@@ -24,9 +24,9 @@ from hpo.data import final_fold, prepare_folds
 from hpo.errors import ConfigError
 from hpo.results.export import export, predict
 from hpo.results.holdout import heldout_scores, score_best_on_test
-from hpo.results.tables import trial_params
 from hpo.results.verdict import paired_interval, verdict_sentence
-from hpo.store.record import TEST_ATTR, score_label, stored_record
+from hpo.store.attrs import TEST_ATTR, trial_params
+from hpo.store.record import score_label, stored_record
 from hpo.store.summary import best_trial
 from hpo.train.objective import evaluate, train_and_score, training_seeds
 from hpo.train.reporter import MemoryReporter

@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import textwrap
 
 from hpo.store.storage import DEFAULT_STORAGE
+
+# Terminal output fits this many columns (a projector, a split screen, an 80+ column terminal).
+WIDTH = 100
+
+
+def wrapped(text: str) -> str:
+    """A description for RawDescriptionHelpFormatter (which keeps line breaks): wrapped."""
+    return textwrap.fill(" ".join(text.split()), width=WIDTH - 20)
 
 
 def positive_int(text: str) -> int:

@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from hpo.cli import COMMANDS
-from hpo.cli._args import add_storage_argument, positive_int
+from hpo.cli._args import add_storage_argument, positive_int, wrapped
 from hpo.results.compare import compare, markdown
 from hpo.results.manual import manual_study_name
 
@@ -26,8 +26,8 @@ hand-picked config. compare.md and compare.png are written to --out.
 def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "compare", help=COMMANDS["compare"], epilog=EPILOG,
-        description="Re-train the hand-picked configs of MANUAL.toml on the folds of the "
-                    "automated studies and compare them, per scheduler family.",
+        description=wrapped("Re-train the hand-picked configs of MANUAL.toml on the folds of "
+                            "the automated studies and compare them, per scheduler family."),
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("manual", metavar="MANUAL.toml", help="the hand-picked configs")
     parser.add_argument("studies", metavar="STUDY", nargs="+",
@@ -39,12 +39,13 @@ def add_parser(subparsers: Any) -> None:
     add_storage_argument(parser)
     parser.add_argument("--out", default="compare",
                         help="folder for compare.md and compare.png (default: ./compare)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress output")
     parser.set_defaults(handler=execute)
 
 
 def execute(args: argparse.Namespace) -> int:
     table = compare(args.manual, args.studies, storage=args.storage, seeds=args.seeds,
-                    out=args.out, top=args.top)
+                    out=args.out, top=args.top, progress=not args.no_progress)
     print(markdown(table))
     print(f"Manual trials are in the study {manual_study_name(args.manual)!r}; "
           f"wrote {args.out}/compare.md and {args.out}/compare.png.")

@@ -28,7 +28,7 @@ def add_parser(subparsers: Any) -> None:
 
 def execute(args: argparse.Namespace) -> int:
     extra = export(args.study, args.out, storage=args.storage, trial=args.trial,
-                   refit=not args.no_refit)
+                   refit=not args.no_refit, progress=True)
     if extra.get("refit"):
         print(f"Refit the params of trial {extra['trial']} of {extra['study']!r} (CV R² "
               f"{extra['cv_r2']:.6f}) on all {extra['refit_rows']} rows it was cross-validated "

@@ -8,14 +8,18 @@ from typing import Any
 import pandas as pd
 
 from hpo.cli import COMMANDS
-from hpo.cli._args import add_storage_argument
+from hpo.cli._args import WIDTH, add_storage_argument
 from hpo.results.tables import study_table
 from hpo.store.storage import resolve_storage, shown
+
+DESCRIPTION = (
+    "List every study in a storage: its trial counts by state, its best score and what it was "
+    "scored on (validation, CV or test R²), and the held-out test R² scored after the search.")
 
 
 def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser("list", help=COMMANDS["list"],
-                                   description=__doc__)
+                                   description=DESCRIPTION)
     add_storage_argument(parser)
     parser.set_defaults(handler=execute)
 
@@ -25,6 +29,6 @@ def execute(args: argparse.Namespace) -> int:
     if table.empty:
         print(f"No studies in {shown(resolve_storage(args.storage))}.")
         return 0
-    with pd.option_context("display.width", 160, "display.float_format", "{:.4f}".format):
+    with pd.option_context("display.width", WIDTH, "display.float_format", "{:.4f}".format):
         print(table.to_string(index=False))
     return 0

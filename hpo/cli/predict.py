@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from hpo.cli import COMMANDS
 from hpo.errors import ConfigError
@@ -35,17 +36,29 @@ def execute(args: argparse.Namespace) -> int:
         if args.out:
             raise ConfigError(f"--out writes a CSV and goes with --csv, but got --x; drop "
                               f"--out {args.out} or pass --csv FILE.")
-        _check_one_feature(args.model)
-        for value in predict(args.model, args.x):
-            print(np.format_float_positional(value, unique=True, trim="-"))
+        name = _check_one_feature(args.model)
+        predictions = predict(args.model, args.x)
+        print(_side_by_side(name, args.x, predictions))
         return 0
     frame = predict_csv(args.model, args.csv)
     frame.to_csv(args.out if args.out else sys.stdout, index=False)
     return 0
 
 
-def _check_one_feature(path: str) -> None:
+def _side_by_side(name: str, inputs: list[float], predictions: np.ndarray) -> str:
+    """Each input next to its prediction, one row each, like the CSV that --csv writes."""
+    frame = pd.DataFrame({name: [_number(v) for v in inputs],
+                          "prediction": [_number(v) for v in predictions]})
+    return frame.to_string(index=False)
+
+
+def _number(value: float) -> str:
+    return np.format_float_positional(np.float32(value), unique=True, trim="0")
+
+
+def _check_one_feature(path: str) -> str:
     names = load_model(path)[2].get("feature_names") or []
     if len(names) != 1:
         raise ConfigError(f"--x gives one feature per row, but {path} takes {len(names)} "
                           f"({', '.join(names)}); pass --csv FILE with those columns.")
+    return str(names[0])

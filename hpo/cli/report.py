@@ -24,7 +24,7 @@ def add_parser(subparsers: Any) -> None:
 def execute(args: argparse.Namespace) -> int:
     from hpo.results.report import make_report  # matplotlib and torch load only for this command
 
-    report = make_report(args.study, storage=args.storage, out=args.out)
+    report = make_report(args.study, storage=args.storage, out=args.out, progress=True)
     print(f"Report of {args.study!r}: {report.index} ({len(report.figures)} figures)")
     for file, reason in report.skipped.items():
         print(f"  skipped {file}: {reason}")

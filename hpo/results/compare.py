@@ -2,7 +2,7 @@
 
 Every config is re-trained over ``seeds`` seeds (0, 1, …) on the folds of the automated
 study that serves its family, and each run is stored as a manual trial in the study
-``<manual file stem>-manual``. Then, per family: the best manual config (by mean test R²)
+``<manual file stem>-manual``. Then, per family: the best manual config (by its mean score)
 against the search's best trial, how many trials the search needed to beat it, and the
 training epochs each side spent.
 
@@ -47,9 +47,11 @@ from hpo.results.manual import (
     retrain,
 )
 from hpo.results.markdown import table as markdown_table
-from hpo.results.tables import load_study, trial_params
+from hpo.results.tables import load_study
 from hpo.results.verdict import Candidate, family_verdict, score_candidates
-from hpo.store.record import RECORD_ATTR, held_out_share, score_label
+from hpo.store.attrs import trial_params, write_record
+from hpo.store.record import held_out_share, score_label
+from hpo.train.progress import Progress
 from search_spaces.values import is_int
 
 COLUMNS = ("family", "study", "manual_configs", "best_manual", "best_manual_who",
@@ -69,6 +71,8 @@ def compare(
     seeds: int = 3,
     out: str | Path | None = None,
     top: int = 3,
+    *,
+    progress: bool = False,
 ) -> pd.DataFrame:
     """Re-train the hand-picked configs and compare them with the studies, one row a family.
 
@@ -76,6 +80,7 @@ def compare(
     ``frame.attrs["configs"]`` holds one row per config (mean ± sd over the seeds, on what
     the study scored trials on); ``frame.attrs["test"]`` one row per config or trial scored
     on the held-out test part (``scores``: one R² per seed 0 … seeds-1).
+    With ``progress``, shows the runs trained so far and the best mean R² among them.
     """
     if not is_int(seeds) or seeds < 1:
         raise ConfigError(f"`seeds` must be an int >= 1, but got {seeds!r}; pass e.g. 3.")
@@ -84,11 +89,16 @@ def compare(
     served = _served(studies, {c.family for c in configs})
     manual = open_manual_study(manual_study_name(manual_path), storage)
     baselines = {s.study_name: Baseline.of(s) for s in served.values()}
-    scores = _scores(configs, served, baselines, list(range(seeds)), manual)
+    bar = Progress(len(configs) * seeds, "hand-picked configs", unit="training",
+                   enabled=progress)
+    try:
+        scores = _scores(configs, served, baselines, list(range(seeds)), manual, bar)
+    finally:
+        bar.close()
     _keep_record(manual, list(baselines.values()), manual_path)
     rows = [_family_row(family, served.get(family), scores)
             for family in dict.fromkeys(c.family for c in configs)]
-    tested = _on_test(rows, configs, served, baselines, list(range(seeds)), top)
+    tested = _on_test(rows, configs, served, baselines, list(range(seeds)), top, progress)
     table = pd.DataFrame(rows, columns=list(COLUMNS)).astype({c: "Int64" for c in _COUNTS})
     table.attrs["configs"] = scores
     table.attrs["test"] = tested
@@ -99,10 +109,11 @@ def compare(
 
 def _on_test(rows: list[dict[str, Any]], configs: list[ManualConfig],
              served: dict[str, optuna.Study], baselines: dict[str, Baseline],
-             seeds: list[int], top: int) -> pd.DataFrame:
+             seeds: list[int], top: int, progress: bool = False) -> pd.DataFrame:
     """Score each family's candidates on the held-out test part; fill the verdict columns."""
     tested: list[dict[str, Any]] = []
     params = {c.name: c.params for c in configs}
+    todo: list[tuple[dict[str, Any], dict[str, Any], list[Candidate]]] = []
     for row in rows:
         optuna_study = served.get(row["family"])
         if optuna_study is None or "best_auto_r2" not in row or "best_manual_r2" not in row:
@@ -112,10 +123,24 @@ def _on_test(rows: list[dict[str, Any]], configs: list[ManualConfig],
         if not held_out_share(record):
             row["verdict"] = "no test part held out (test_size=0): no verdict"
             continue
-        candidates = _candidates(row, params, optuna_study, top)
-        found = score_candidates(candidates, record, seeds)
-        row.update(family_verdict(found))
-        tested += [{"family": row["family"], **item} for item in found]
+        todo.append((row, record, _candidates(row, params, optuna_study, top)))
+    # As many trainings again as the hand-picked configs took: a progress of their own.
+    total = sum(len(candidates) for _, _, candidates in todo) * len(seeds)
+    bar = Progress(total, "held-out test", unit="training", enabled=progress and total > 0)
+    runs = 0
+
+    def one_more_run() -> None:
+        nonlocal runs
+        runs += 1
+        bar.update(runs)
+
+    try:
+        for row, record, candidates in todo:
+            found = score_candidates(candidates, record, seeds, one_more_run)
+            row.update(family_verdict(found))
+            tested += [{"family": row["family"], **item} for item in found]
+    finally:
+        bar.close()
     return pd.DataFrame(tested, columns=["family", "side", "name", "chosen_r2", "test_mean",
                                          "test_sd", "scores"])
 
@@ -163,16 +188,34 @@ def _served(studies: list[optuna.Study], wanted: set[str]) -> dict[str, optuna.S
 
 def _scores(configs: list[ManualConfig], served: dict[str, optuna.Study],
             baselines: dict[str, Baseline], seeds: list[int],
-            manual: optuna.Study) -> pd.DataFrame:
+            manual: optuna.Study, bar: Progress) -> pd.DataFrame:
     """One row per config: its mean and sd test R² over the seeds, and what it cost."""
-    rows = []
+    rows: list[dict[str, Any]] = []
+    runs = 0
+
+    def one_more_run() -> None:
+        nonlocal runs
+        runs += 1
+        bar.update(runs, _best_so_far(rows))
+
     for config in configs:
         study = served.get(config.family)
-        trials = retrain(config, baselines[study.study_name], seeds, manual) if study else []
+        trials = (retrain(config, baselines[study.study_name], seeds, manual, one_more_run)
+                  if study else [])
         rows.append({"name": config.name, "who": config.who, "family": config.family,
                      "study": study.study_name if study else None, **_summary(trials)})
+        runs = len(rows) * len(seeds)
+        bar.update(runs, _best_so_far(rows))
     return pd.DataFrame(rows, columns=["name", "who", "family", "study", "mean_r2", "sd_r2",
                                        "seeds", "diverged", "epochs"])
+
+
+def _best_so_far(rows: list[dict[str, Any]]) -> str:
+    means = [row for row in rows if not math.isnan(row["mean_r2"])]
+    if not means:
+        return ""
+    best = max(means, key=lambda row: row["mean_r2"])
+    return f"best mean R² {best['mean_r2']:.4f} ({best['name']})"
 
 
 def _summary(trials: list[FrozenTrial]) -> dict[str, Any]:
@@ -235,7 +278,7 @@ def _keep_record(manual: optuna.Study, baselines: list[Baseline], path: str | Pa
     # a study hpo ran, so `hpo export` and `hpo report` can rebuild its folds too.
     if any(b.folds_key != baselines[0].folds_key for b in baselines):
         return
-    manual.set_user_attr(RECORD_ATTR, {
+    write_record(manual, {
         **baselines[0].record, "sampler": "manual", "pruner": "none",
         "description": f"hand-picked configs of {Path(path).name}, re-trained by hpo compare"})
 
@@ -329,14 +372,33 @@ def _int(value: Any) -> str:
     return "-" if _missing(value) else str(int(value))
 
 
+# The y axis spans at least this much R², from the search's lower quartile up, and every
+# gap is drawn next to the seed spread at the same scale: a few ten-thousandths then look
+# as small as they are (an axis zoomed onto the top made fourth-decimal gaps look decisive).
+MIN_SPAN = 0.02
+# Named colours, not the style's cycle (ggplot's first colour is red, the "beats" mark's).
+_SEARCH, _BEST, _OTHER, _BEATS = "tab:blue", "tab:orange", "0.35", "tab:red"
+
+
 def plot(table: pd.DataFrame, served: dict[str, optuna.Study], path: Path) -> None:
+    """``figure(table, served)`` saved to ``path`` at 1280×720, in the report's style."""
+    from hpo.results.plots import PROJECTOR_DPI, PROJECTOR_STYLE, plt  # matplotlib on demand
+
+    with plt.style.context(["ggplot", PROJECTOR_STYLE]):
+        drawn = figure(table, served)
+        drawn.savefig(path, dpi=PROJECTOR_DPI)
+        plt.close(drawn)
+
+
+def figure(table: pd.DataFrame, served: dict[str, optuna.Study]) -> Any:
     """Best-so-far score against trials (top row) and against epochs spent (bottom row),
-    one column per family; hand-picked configs as bands (mean ± sd over the seeds)."""
-    from hpo.results.plots import plt  # matplotlib loads only for the figure
+    one column per family. Each hand-picked config is an error bar (mean ± sd over its
+    seeds) right of the search; the best one's band runs across the panel, so the search's
+    curve can be read against its seed spread."""
+    from hpo.results.plots import plt
 
     shown: list[Any] = [r for r in table.itertuples() if isinstance(r.study, str)] or [None]
-    figure, axes = plt.subplots(2, len(shown), figsize=(5.5 * len(shown), 8.4),
-                                squeeze=False)
+    drawn, axes = plt.subplots(2, len(shown), squeeze=False, layout="constrained")
     for column, row in enumerate(shown):
         for line, by in enumerate(("trials", "epochs")):
             if row is None:
@@ -344,11 +406,31 @@ def plot(table: pd.DataFrame, served: dict[str, optuna.Study], path: Path) -> No
                 continue
             _plot_family(axes[line, column], row, served[str(row.family)],
                          table.attrs["configs"], by)
-    figure.suptitle("Automated search (best so far) vs hand-picked configs "
-                    "(bands: mean ± sd over seeds)")
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    label = next((str(r.chosen_on) for r in shown
+                  if r is not None and isinstance(r.chosen_on, str)), "R²")
+    seeds = int(table.attrs["configs"]["seeds"].max()) if len(table.attrs["configs"]) else 0
+    drawn.suptitle(f"Search (best so far) vs hand-picked configs ({label}; "
+                   f"hand-picked: mean ± sd over {seeds} seeds)")
+    drawn.legend(handles=_legend_handles(), loc="outside lower center", ncols=4, frameon=False,
+                 fontsize=11, columnspacing=1.2, handletextpad=0.4)
+    return drawn
+
+
+def _legend_handles() -> list[Any]:
+    """One legend for every panel: what each mark means, not which config (too many names
+    for a projected figure; compare.md names them all)."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    return [Line2D([], [], ls="", marker="o", color="0.6", label="search trial"),
+            Line2D([], [], ls="", marker="v", color="0.6", label="trial below the axis"),
+            Line2D([], [], color=_SEARCH, lw=2.5, label="search: best so far"),
+            Line2D([], [], ls="", marker="o", color=_BEATS, ms=9,
+                   label="first above best hand-picked"),
+            Patch(color=_BEST, alpha=0.3, label="best hand-picked: mean ± sd"),
+            Line2D([], [], ls="", marker="o", color=_OTHER,
+                   label="other hand-picked: mean ± sd"),
+            Line2D([], [], ls=":", color="0.3", label="search | hand-picked")]
 
 
 def _plot_family(ax: Any, row: Any, optuna_study: optuna.Study, configs: pd.DataFrame,
@@ -360,36 +442,77 @@ def _plot_family(ax: Any, row: Any, optuna_study: optuna.Study, configs: pd.Data
             for i, t in enumerate(trials)}
     done = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None
             and t.user_attrs.get("family") == row.family]
-    ax.scatter([x_of[t.number] for t in done], [t.value for t in done], s=10, color="0.7",
-               label="search trial (complete)")
+    values = [float(t.value or 0.0) for t in done]
+    bottom, top = _y_range(values, configs, row.family)
+    ax.scatter([x_of[t.number] for t in done], values, s=22, color="0.6", zorder=2)
+    _mark_below(ax, [x_of[t.number] for t in done], values, bottom)
     # Carried over pruned and failed trials too: the search spent them.
     running = pd.Series({x_of[t.number]: t.value for t in done}, dtype=float).cummax().reindex(
         [x_of[t.number] for t in trials]).ffill()
-    ax.step(running.index, running.to_numpy(), where="post", color="C0", lw=2,
-            label="search: best so far")
-    mine = configs[(configs["family"] == row.family) & configs["mean_r2"].notna()]
-    for i, config in enumerate(mine.sort_values("mean_r2", ascending=False).itertuples()):
-        sd = 0.0 if _missing(config.sd_r2) else float(config.sd_r2)
-        ax.axhspan(config.mean_r2 - sd, config.mean_r2 + sd, color=f"C{i + 1}", alpha=0.15)
-        ax.axhline(config.mean_r2, color=f"C{i + 1}", ls="-" if i == 0 else "--",
-                   lw=1.8 if i == 0 else 1.0,
-                   label=f"{config.name} ({config.who}): {config.mean_r2:.4f} ± {sd:.4f}")
+    ax.step(running.index, running.to_numpy(), where="post", color=_SEARCH, lw=2.5, zorder=3)
+    end = max(x_of.values(), default=1)
+    _draw_configs(ax, configs, row.family, end)
     if not _missing(row.beaten_by_trial):
         beat = next(t for t in done if t.number == int(row.beaten_by_trial))
-        ax.plot([x_of[beat.number]], [beat.value], "o", color="red", ms=8,
-                label=f"beats best manual: trial {beat.number} ({int(row.trials_to_beat)} trials)")
-    _focus(ax, [*mine["mean_r2"], *running.to_numpy()[-1:]])
-    label = row.chosen_on if isinstance(row.chosen_on, str) else "R²"
-    ax.set(title=f"{row.family} ({row.study})", ylabel=label,
-           xlabel="trials run" if by == "trials" else "training epochs spent")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
+        ax.plot([x_of[beat.number]], [beat.value], "o", color=_BEATS, ms=9, zorder=5)
+    ax.set_ylim(bottom, top)
+    ax.set_xlabel("trials run" if by == "trials" else "training epochs spent")
+    if by == "trials":
+        ax.set_title(_title(row), fontsize=11.5)
+    if ax.get_subplotspec().is_first_col():
+        ax.set_ylabel(row.chosen_on if isinstance(row.chosen_on, str) else "R²")
 
 
-def _focus(ax: Any, values: list[float]) -> None:
-    # Early trials can score far below zero; the story is near the top, where they compete.
-    if not values:
-        return
-    low, high = min(values), max(values)
-    pad = max(0.005, high - low)
-    ax.set_ylim(low - 1.5 * pad, min(1.0, high + 0.6 * pad))
+def _title(row: Any) -> str:
+    """``cosine (lr-cosine)`` over ``search 0.9863 · by hand 0.9859±0.0004`` (fits a third
+    of the 1280-pixel canvas at the title size)."""
+    parts = []
+    if not _missing(row.best_auto_r2):
+        parts.append(f"search {float(row.best_auto_r2):.4f}")
+    if not _missing(row.best_manual_r2):
+        sd = 0.0 if _missing(row.best_manual_sd) else float(row.best_manual_sd)
+        parts.append(f"by hand {float(row.best_manual_r2):.4f}±{sd:.4f}")
+    return f"{row.family} ({row.study})\n" + " · ".join(parts)
+
+
+def _draw_configs(ax: Any, configs: pd.DataFrame, family: str, end: float) -> None:
+    """Each config's mean ± sd as an error bar in a strip right of the search (x past its
+    end); the best config's band also across the search, to read the curve against."""
+    mine = configs[(configs["family"] == family) & configs["mean_r2"].notna()].sort_values(
+        "mean_r2", ascending=False)
+    step = 0.06 * end
+    ax.axvline(end + step, color="0.3", ls=":", lw=1.2)
+    means, sds = mine["mean_r2"].astype(float), mine["sd_r2"].astype(float).fillna(0.0)
+    for i, (mean, sd) in enumerate(zip(means, sds, strict=True)):
+        if i == 0:
+            ax.axhspan(mean - sd, mean + sd, color=_BEST, alpha=0.3, lw=0, zorder=1)
+        ax.errorbar([end + step * (2 + i)], [mean], yerr=[sd], fmt="o", ms=6,
+                    elinewidth=2.5, capsize=6, capthick=2, color=_BEST if i == 0 else _OTHER,
+                    zorder=4)
+    ax.set_xlim(right=end + step * (3 + max(len(mine) - 1, 0)))
+    # No trial or epoch count under the hand-picked strip: its x is not a count.
+    ax.set_xticks([tick for tick in ax.get_xticks() if 0 <= tick <= end])
+
+
+def _y_range(values: list[float], configs: pd.DataFrame, family: str) -> tuple[float, float]:
+    """From the search's lower quartile (or the lowest config, mean - sd) to just above the
+    best, and at least MIN_SPAN high; never above R² 1."""
+    mine = configs[(configs["family"] == family) & configs["mean_r2"].notna()]
+    sd = mine["sd_r2"].fillna(0.0)
+    tops = [*values, *(mine["mean_r2"] + sd)]
+    if not tops:
+        return 0.0, 1.0
+    lows = [*(mine["mean_r2"] - sd)]
+    if values:
+        lows.append(float(pd.Series(values).quantile(0.25)))
+    high = max(tops)
+    low = min(lows) if lows else high
+    top = min(1.0, high + 0.1 * max(high - low, MIN_SPAN))
+    return min(low, top - MIN_SPAN), top
+
+
+def _mark_below(ax: Any, xs: list[float], values: list[float], bottom: float) -> None:
+    """Trials below the axis as small ticks on its bottom edge: spent, but off the scale."""
+    low = [x for x, v in zip(xs, values, strict=True) if v < bottom]
+    if low:
+        ax.plot(low, [bottom] * len(low), "v", color="0.6", ms=6, clip_on=False, zorder=2)

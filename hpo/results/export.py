@@ -35,12 +35,14 @@ from optuna.trial import FrozenTrial, TrialState
 from hpo.data import Fold, read_feature_csv
 from hpo.errors import ConfigError, DataError
 from hpo.results.retrain import retrain_trial, scored_epoch
-from hpo.results.tables import load_study, trial_params
+from hpo.results.tables import load_study
+from hpo.store.attrs import trial_params
 from hpo.store.record import held_out_share, refit_fold_from_record, score_label, stored_record
 from hpo.store.summary import best_trial
 from hpo.train.checkpoints import load_model, save_model
 from hpo.train.metrics import r2
 from hpo.train.objective import train_params
+from hpo.train.progress import Progress
 
 TOLERANCE = 1e-6  # retrained against stored test R²; CPU training repeats to the last bit
 PREDICTION_COLUMN = "prediction"
@@ -48,7 +50,7 @@ PREDICTION_COLUMN = "prediction"
 
 def export(
     study_name: str, out: str | Path, storage: str | None = None, trial: int | None = None,
-    refit: bool = True,
+    refit: bool = True, *, progress: bool = False,
 ) -> dict[str, Any]:
     """Re-train the best (or the given) trial of a study and save it to ``out``.
 
@@ -65,8 +67,8 @@ def export(
                 f"Study {study_name!r} was scored by {record['cv_folds']}-fold "
                 "cross-validation, expected one train/test split: a k-fold score belongs to "
                 "k models, not one; drop --no-refit to refit the best params on every row.")
-        return _export_refit(optuna_study.study_name, chosen, record, out)
-    model, spec, retrained, fold = _retrain(chosen, record)
+        return _export_refit(optuna_study.study_name, chosen, record, out, progress)
+    model, spec, retrained, fold = _retrain(chosen, record, progress)
     extra = _extra(optuna_study.study_name, chosen, fold, record, retrained)
     save_model(out, model, spec, extra)
     # With several seeds the value is their mean; the model is the first seed's.
@@ -81,11 +83,22 @@ def export(
 
 
 def _export_refit(study: str, trial: FrozenTrial, record: dict[str, Any],
-                  out: str | Path) -> dict[str, Any]:
+                  out: str | Path, progress: bool = False) -> dict[str, Any]:
     """The params trained on every cross-validated row, saved (GridSearchCV's refit)."""
     fold = refit_fold_from_record(record)
     seed = int(trial.user_attrs.get("seed", 0))
-    model, spec, result = train_params(trial_params(trial), fold, seed=seed)
+    epochs = int(trial_params(trial)["epochs"])
+    bar = Progress(epochs, f"refitting trial {trial.number}", unit="epoch", enabled=progress)
+
+    def every_epoch(epoch: int, row: dict[str, float]) -> bool:
+        bar.update(epoch)
+        return False  # a refit trains every epoch of the params
+
+    try:
+        model, spec, result = train_params(trial_params(trial), fold, seed=seed,
+                                           callback=every_epoch)
+    finally:
+        bar.close()
     if result.diverged:
         raise ConfigError(f"Refitting trial {trial.number} on all {len(fold.train)} rows "
                           f"diverged ({result.message}); export another trial (--trial).")
@@ -112,9 +125,10 @@ def _trial(optuna_study: Any, number: int) -> FrozenTrial:
     return complete[number]
 
 
-def _retrain(trial: FrozenTrial, record: dict[str, Any]) -> tuple[Any, Any, float, Fold]:
+def _retrain(trial: FrozenTrial, record: dict[str, Any],
+             progress: bool = False) -> tuple[Any, Any, float, Fold]:
     """The trial's model trained again, and its test R² (to check against the stored one)."""
-    model, spec, result, fold = retrain_trial(trial, record)
+    model, spec, result, fold = retrain_trial(trial, record, progress=progress)
     if result.diverged:
         raise ConfigError(f"Re-training trial {trial.number} diverged ({result.message}), "
                           "though the study completed it; export another trial (--trial).")

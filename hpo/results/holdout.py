@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import optuna
 
 from hpo.errors import ConfigError
-from hpo.results.tables import trial_params
-from hpo.store.record import TEST_ATTR, final_fold_from_record, score_label, stored_record
+from hpo.store.attrs import read_test_score, trial_params, write_test_score
+from hpo.store.record import final_fold_from_record, score_label, stored_record
 from hpo.store.summary import best_trial
 from hpo.train.objective import TrialDiverged, train_and_score, training_seeds
 
@@ -37,15 +37,22 @@ def holds_test_out(record: Mapping[str, Any]) -> bool:
 
 
 def heldout_scores(params: Mapping[str, Any], record: Mapping[str, Any],
-                seeds: Sequence[int]) -> list[float]:
-    """The params trained on every non-test row, one test R² per seed (nan: diverged)."""
+                   seeds: Sequence[int], on_run: Callable[[], None] = lambda: None
+                   ) -> list[float]:
+    """The params trained on every non-test row, one test R² per seed (nan: diverged).
+
+    ``on_run`` is called after each seed, for a progress display."""
     fold = final_fold_from_record(dict(record))
     if fold is None:
         raise ConfigError("The study cross-validated every row and held no test part out "
                           "(test_size=0); there is nothing to score on. Give it a test_size.")
     # The lab's setting reproduces the trial exactly; a refit scores its last epoch.
     score = "final" if holds_test_out(record) else str(record.get("score", "final"))
-    return [_one(params, fold, seed, score) for seed in seeds]
+    scores = []
+    for seed in seeds:
+        scores.append(_one(params, fold, seed, score))
+        on_run()
+    return scores
 
 
 def _one(params: Mapping[str, Any], fold: Any, seed: int, score: str) -> float:
@@ -65,12 +72,12 @@ def score_best_on_test(optuna_study: optuna.Study) -> dict[str, Any] | None:
     if not holds_test_out(record):
         return None
     best = best_trial(optuna_study)
-    kept = optuna_study.user_attrs.get(TEST_ATTR)
+    kept = read_test_score(optuna_study)
     if kept and kept.get("trial") == best.number:
         return dict(kept)
     seeds = training_seeds(int(best.user_attrs.get("seed", 0)), int(record.get("seeds", 1)))
     scores = heldout_scores(trial_params(best), record, seeds)
     result = {"trial": best.number, "test_r2": statistics.fmean(scores), "scores": scores,
               "seeds": seeds, "chosen_on": score_label(record)}
-    optuna_study.set_user_attr(TEST_ATTR, result)
+    write_test_score(optuna_study, result)
     return result

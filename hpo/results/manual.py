@@ -35,7 +35,7 @@ Example (studies/homework_manual.toml has the lecture's picks and some students'
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from hpo.data import Fold
 from hpo.errors import ConfigError
+from hpo.store.attrs import split_attrs, trial_params
 from hpo.store.record import comparable_part, folds_from_record, stored_record
 from hpo.store.storage import open_storage
 from hpo.train.objective import REQUIRED_PARAMS, TrialDiverged, check_params, evaluate
@@ -258,11 +259,13 @@ def open_manual_study(name: str, storage: str | None = None) -> optuna.Study:
 
 
 def retrain(config: ManualConfig, baseline: Baseline, seeds: list[int],
-            manual: optuna.Study) -> list[FrozenTrial]:
+            manual: optuna.Study, on_run: Callable[[], None] = lambda: None
+            ) -> list[FrozenTrial]:
     """One manual trial per seed, trained on the baseline's folds and added to ``manual``.
 
     A seed already stored for this config, params and folds is reused, not trained again:
-    training is deterministic, so a second ``hpo compare`` costs no training.
+    training is deterministic, so a second ``hpo compare`` costs no training. ``on_run`` is
+    called after each seed (trained or reused), for a progress display.
     """
     known = _stored_runs(manual, config, baseline)
     trials = []
@@ -271,6 +274,7 @@ def retrain(config: ManualConfig, baseline: Baseline, seeds: list[int],
             known[seed] = _train(config, baseline, seed)
             manual.add_trial(known[seed])
         trials.append(known[seed])
+        on_run()
     return trials
 
 
@@ -280,7 +284,7 @@ def _stored_runs(manual: optuna.Study, config: ManualConfig,
     runs = {}
     for trial in manual.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL)):
         attrs = trial.user_attrs
-        if (attrs.get("name"), attrs.get("study"), attrs.get("params"),
+        if (attrs.get("name"), attrs.get("study"), trial_params(trial),
                 attrs.get("folds")) == wanted:
             runs[int(attrs["seed"])] = trial
     return runs
@@ -299,5 +303,6 @@ def _train(config: ManualConfig, baseline: Baseline, seed: int) -> FrozenTrial:
     except TrialDiverged:  # kept as a failed trial: a config that diverges is a finding too
         value, state = None, TrialState.FAIL
     curve = {int(row["epoch"]): float(row["test_r2"]) for row in reporter.history}
-    return optuna.trial.create_trial(state=state, value=value, user_attrs=reporter.attrs,
-                                     intermediate_values=curve)
+    user, hidden = split_attrs(reporter.attrs)
+    return optuna.trial.create_trial(state=state, value=value, user_attrs=user,
+                                     system_attrs=hidden, intermediate_values=curve)

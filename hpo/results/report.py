@@ -29,14 +29,14 @@ from hpo.results import plots
 from hpo.results.markdown import table as markdown_table
 from hpo.results.plots import Figure, plt  # through plots, which picks the Agg backend first
 from hpo.results.retrain import retrain_trial
-from hpo.results.tables import leaderboard, load_study, trial_params, trials_frame
-from hpo.store.record import TEST_ATTR, score_label, stored_record
+from hpo.results.tables import leaderboard, load_study, trials_frame
+from hpo.store.attrs import read_test_score, trial_params
+from hpo.store.record import score_label, stored_record
 from hpo.store.storage import existing_storage, shown
 from hpo.store.summary import best_trial, state_counts
 
 INDEX = "index.md"
 TRIALS_CSV = "trials.csv"
-_DPI = 110
 LEADERBOARD_ROWS = 10
 _HEADINGS = {"number": "trial", "value": "test R²", "epochs_run": "epochs run"}
 
@@ -78,33 +78,39 @@ def write_report(study_name: str, storage: str | None = None,
 
 
 def make_report(study_name: str, storage: str | None = None,
-                out: str | Path | None = None) -> Report:
-    """``write_report``, returning what was drawn and skipped as well as the folder."""
+                out: str | Path | None = None, *, progress: bool = False) -> Report:
+    """``write_report``, returning what was drawn and skipped as well as the folder.
+
+    With ``progress``, shows the re-training of the best trial (for its prediction figure).
+    """
     url = existing_storage(storage)
     study = load_study(study_name, url)
     report = Report(_out_folder(study_name, out))
-    for spec in figure_specs(study):
+    for spec in figure_specs(study, progress=progress):
         _write_figure(spec, study, report)
     trials_frame(study).to_csv(report.folder / TRIALS_CSV, index=False)
     report.index.write_text(index_markdown(study, url, report), encoding="utf-8")
     return report
 
 
-def figure_specs(study: optuna.Study) -> list[FigureSpec]:
+def figure_specs(study: optuna.Study, *, progress: bool = False) -> list[FigureSpec]:
     """The report's figures, in the order index.md shows them."""
     step = "fold" if _record(study).get("cv_folds") else "epoch"
+    label, part = plots.score_name(study), plots.scored_part(study)  # "validation R²", ...
+    title = label[:1].upper() + label[1:]  # not str.capitalize(): "R²" stays upper case
     return [
-        FigureSpec("history.png", "Best test R² so far", plots.optimization_history),
-        FigureSpec("intermediate.png", f"Test R² per {step} (pruned trials dashed)",
-                   lambda s: plots.intermediate_values(s, step=step)),
+        FigureSpec("history.png", f"Best {label} so far", plots.optimization_history),
+        FigureSpec("intermediate.png", f"{title} per {step} (pruned trials "
+                   "dashed)", lambda s: plots.intermediate_values(s, step=step)),
         FigureSpec("lr_curves.png", "Learning-rate schedules of the top trials per family",
                    plots.lr_curves),
         FigureSpec("prediction.png", "The best model's prediction over the data",
-                   lambda s: plots.prediction(best_prediction(s))),
-        FigureSpec("mse.png", "Train and test MSE per epoch of the best trial",
-                   lambda s: plots.mse_curves(_best(s))),
+                   lambda s: plots.prediction(best_prediction(s, progress=progress))),
+        FigureSpec("mse.png", f"Train and {part} MSE per epoch of the best trial",
+                   lambda s: plots.mse_curves(_best(s), scored=part)),
         FigureSpec("importances.png", "Parameter importances", plots.param_importances),
-        FigureSpec("slice.png", "Test R² against each searched parameter", plots.slice_view),
+        FigureSpec("slice.png", f"{title} against each searched parameter",
+                   plots.slice_view),
     ]
 
 
@@ -112,8 +118,9 @@ def _write_figure(spec: FigureSpec, study: optuna.Study, report: Report) -> None
     path = report.folder / spec.file
     opened = set(plt.get_fignums())
     try:
-        with plt.style.context("ggplot"):  # Optuna's views set it globally; keep it local
-            spec.draw(study).savefig(path, dpi=_DPI, bbox_inches="tight")
+        # Optuna's views set ggplot globally; keep it local, with the projector's sizes.
+        with plt.style.context(["ggplot", plots.PROJECTOR_STYLE]):
+            spec.draw(study).savefig(path, dpi=plots.PROJECTOR_DPI, bbox_inches="tight")
         report.figures.append(spec)
     except (plots.FigureSkipped, HPOError) as reason:
         _skip(report, spec, path, str(reason))
@@ -129,7 +136,7 @@ def _skip(report: Report, spec: FigureSpec, path: Path, reason: str) -> None:
     path.unlink(missing_ok=True)  # an old run's figure would contradict the note
 
 
-def best_prediction(study: optuna.Study) -> plots.Prediction:
+def best_prediction(study: optuna.Study, *, progress: bool = False) -> plots.Prediction:
     """Retrain the best trial on the study's first fold (hpo.store.record.retrain_trial).
 
     On the CPU this is the model the trial scored; a GPU-trained trial's may differ in the
@@ -137,12 +144,13 @@ def best_prediction(study: optuna.Study) -> plots.Prediction:
     """
     trial = _best(study)
     record = stored_record(study)
-    model, _, result, fold = retrain_trial(trial, record)
+    model, _, result, fold = retrain_trial(trial, record, progress=progress)
     cv_folds = record.get("cv_folds")
     return plots.Prediction(trial=trial.number, train=fold.train, test=fold.test,
                             predict=_predictor(model),
                             test_r2=float(result.history["test_r2"].iloc[-1]),
-                            where=f"fold 1 of {cv_folds}" if cv_folds else "")
+                            where=f"fold 1 of {cv_folds}" if cv_folds else "",
+                            scored=plots.scored_part(study))
 
 
 def _predictor(model: torch.nn.Module) -> Callable[[np.ndarray], np.ndarray]:
@@ -230,7 +238,7 @@ def _best_section(study: optuna.Study) -> str:
     rows = [[key, _fmt(value, key), "yes" if key in trial.params else "no"]
             for key, value in trial_params(trial).items()]
     label = score_label(_record(study)) if _record(study) else "R²"
-    held_out = study.user_attrs.get(TEST_ATTR) or {}
+    held_out = read_test_score(study) or {}
     test = (f" Scored once on the held-out test part after the search: test R² "
             f"**{held_out['test_r2']:.4f}**." if held_out.get("trial") == trial.number else "")
     return (f"## Best trial\n\nTrial {trial.number}: {label} **{_fmt(trial.value, 'value')}**"

@@ -21,12 +21,14 @@ import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
 from hpo.errors import ConfigError
-from hpo.store.record import RECORD_ATTR, TEST_ATTR, score_label
+from hpo.store.attrs import read_record, read_test_score, trial_history_rows, trial_params
+from hpo.store.record import score_label
 from hpo.store.storage import open_existing_storage, resolve_storage, shown, study_names
 from hpo.store.summary import STATES, best_value, state_counts
 
 # Trial attributes shown next to the value in tables, in this order.
 _ATTR_COLUMNS = ("ended", "family", "epochs_run", "seconds", "n_params", "device", "source")
+_INT_COLUMNS = ("number", "epochs_run", "n_params")
 
 
 def load_study(name: str, storage: str | None = None) -> optuna.Study:
@@ -44,11 +46,13 @@ def load_study(name: str, storage: str | None = None) -> optuna.Study:
 def trials_frame(optuna_study: optuna.Study) -> pd.DataFrame:
     """One row per trial: number, state, value, the readable attributes, then every param."""
     rows = [_trial_row(t) for t in optuna_study.get_trials(deepcopy=False)]
-    return pd.DataFrame(rows, columns=_columns(rows))
+    frame = pd.DataFrame(rows, columns=_columns(rows))
+    # Counts stay integers (481, not 481.0) when a failed trial leaves a gap in the column.
+    return frame.astype({column: "Int64" for column in _INT_COLUMNS})
 
 
 def _trial_row(trial: FrozenTrial) -> dict[str, Any]:
-    params = trial.user_attrs.get("params", trial.params)
+    params = trial_params(trial)
     # Optuna gives a pruned trial its last reported R² as value; a table would pass it off
     # as a final score, so only complete trials show one.
     value = trial.value if trial.state == TrialState.COMPLETE else None
@@ -87,13 +91,9 @@ def _searched_names(optuna_study: optuna.Study) -> list[str]:
 
 
 def trial_history(trial: FrozenTrial) -> pd.DataFrame:
-    """The trial's per-epoch table (per-fold for cross-validated studies)."""
-    return pd.DataFrame(trial.user_attrs.get("history", []))
-
-
-def trial_params(trial: FrozenTrial) -> dict[str, Any]:
-    """Every param the trial trained with, fixed ones included."""
-    return dict(trial.user_attrs.get("params", trial.params))
+    """The trial's per-epoch table (per-fold for cross-validated studies), read through
+    ``hpo.store.attrs``, which says where it is kept."""
+    return pd.DataFrame(trial_history_rows(trial))
 
 
 def study_table(storage: str | None = None) -> pd.DataFrame:
@@ -105,8 +105,8 @@ def study_table(storage: str | None = None) -> pd.DataFrame:
         stored = optuna.load_study(study_name=summary.study_name, storage=backend)
         counts = state_counts(stored)
         best = best_value(stored)
-        record = stored.user_attrs.get(RECORD_ATTR)
-        held_out = stored.user_attrs.get(TEST_ATTR) or {}
+        record = read_record(stored)
+        held_out = read_test_score(stored) or {}
         rows.append({"study": summary.study_name, "trials": sum(counts.values()), **counts,
                      "best_r2": None if math.isnan(best) else best,
                      "scored_on": score_label(record) if record else None,

@@ -20,7 +20,7 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,11 +73,13 @@ def verdict_sentence(diff: float, low: float, high: float) -> str:
 
 
 def score_candidates(candidates: Sequence[Candidate], record: Mapping[str, Any],
-                     seeds: Sequence[int]) -> list[dict[str, Any]]:
-    """Every candidate trained with every seed on the non-test rows, scored on test."""
+                     seeds: Sequence[int], on_run: Callable[[], None] = lambda: None
+                     ) -> list[dict[str, Any]]:
+    """Every candidate trained with every seed on the non-test rows, scored on test
+    (``on_run`` called after each training, for a progress display)."""
     rows = []
     for candidate in candidates:
-        scores = heldout_scores(candidate.params, record, seeds)
+        scores = heldout_scores(candidate.params, record, seeds, on_run)
         finite = [s for s in scores if math.isfinite(s)]
         diverged = len(scores) - len(finite)
         rows.append({"side": candidate.side, "name": candidate.name,

@@ -40,14 +40,9 @@ from hpo.runners.faults import (
 from hpo.runners.preflight import preflight
 from hpo.runners.progress import StudyProgress
 from hpo.runners.trials import claim_waiting_trial, fail_interrupted_trials, run_trial
+from hpo.store.attrs import read_record, write_record
 from hpo.store.optuna_internals import fail_stale_trials, heartbeat
-from hpo.store.record import (
-    COMPARABLE_KEYS,
-    RECORD_ATTR,
-    folds_from_record,
-    score_label,
-    study_record,
-)
+from hpo.store.record import COMPARABLE_KEYS, folds_from_record, score_label, study_record
 from hpo.store.storage import exclusive_claims, open_storage, resolve_storage
 from hpo.store.summary import counted_trials, finished_count, retried_numbers
 from hpo.study.algorithms import make_pruner, make_sampler
@@ -107,7 +102,8 @@ def run(study: Study, options: RunOptions | None = None) -> optuna.Study:
     plan = _WorkPlan(study, storage_url, parallel=len(slots) > 1,
                      seed_offset=len(optuna_study.get_trials(deepcopy=False)),
                      trial_timeout=options.trial_timeout)
-    progress = StudyProgress(optuna_study, remaining, enabled=options.progress)
+    target = finished_count(optuna_study) + remaining
+    progress = StudyProgress(optuna_study, target, enabled=options.progress)
     try:
         if len(slots) == 1:
             _work(plan, slots[0], 0, remaining, progress.refresh)
@@ -183,9 +179,9 @@ def create_or_load(study: Study, storage_url: str) -> optuna.Study:
         load_if_exists=True,
     )
     record = study_record(study)
-    if optuna_study.user_attrs.get(RECORD_ATTR) != record:
+    if read_record(optuna_study) != record:
         _check_same_data(study, optuna_study)
-        optuna_study.set_user_attr(RECORD_ATTR, record)
+        write_record(optuna_study, record)
         with warnings.catch_warnings():  # experimental in Optuna; the dashboard shows it
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna_study.set_metric_names([score_label(record)])
@@ -194,7 +190,7 @@ def create_or_load(study: Study, storage_url: str) -> optuna.Study:
 
 def _check_same_data(study: Study, optuna_study: optuna.Study) -> None:
     """Refuse to resume a study on other data: its trials would not be comparable."""
-    old = optuna_study.user_attrs.get(RECORD_ATTR)
+    old = read_record(optuna_study)
     if old is None:
         return
     new = study_record(study)

@@ -1,31 +1,36 @@
-"""A progress bar for a running study: trials done, best R² so far, time left (tqdm)."""
+"""Progress of a running study: trials finished towards the study's target, best R² so far,
+time left (``hpo.train.progress.Progress``: a bar on a terminal, a few lines in a log)."""
 
 from __future__ import annotations
 
 import math
 
 import optuna
-from tqdm.auto import tqdm
 
+from hpo.store.attrs import read_record
+from hpo.store.record import score_label
 from hpo.store.summary import best_value, finished_count
+from hpo.train.progress import Progress
 
 
 class StudyProgress:
-    """Counts the trials this run finishes by reading the storage, so it works the same
-    whether the trials ran in this process or in worker processes."""
+    """Counts the study's finished trials by reading the storage, so it works the same
+    whether the trials ran in this process or in worker processes. ``target`` is the
+    finished trials the study should hold at the end (``--n-trials``), so resuming a 30-trial
+    study with ``--n-trials 60`` shows 30/60 at the start."""
 
-    def __init__(self, optuna_study: optuna.Study, total: int, *, enabled: bool) -> None:
+    def __init__(self, optuna_study: optuna.Study, target: int, *, enabled: bool) -> None:
         self._study = optuna_study
-        self._start = finished_count(optuna_study)
-        self._bar = tqdm(total=total, desc=optuna_study.study_name, unit="trial",
-                         disable=not enabled, dynamic_ncols=True)
+        record = read_record(optuna_study)  # "validation R²" or what else trials are scored on
+        self._label = score_label(record) if record else "R²"
+        self._progress = Progress(target, optuna_study.study_name, unit="trial",
+                                  initial=min(finished_count(optuna_study), target),
+                                  enabled=enabled)
 
     def refresh(self) -> None:
-        done = finished_count(self._study) - self._start
-        self._bar.update(max(0, min(done, self._bar.total) - self._bar.n))
         best = best_value(self._study)
-        if not math.isnan(best):
-            self._bar.set_postfix_str(f"best R² {best:.4f}", refresh=True)
+        note = "" if math.isnan(best) else f"best {self._label} {best:.4f}"
+        self._progress.update(finished_count(self._study), note)
 
     def close(self) -> None:
-        self._bar.close()
+        self._progress.close()

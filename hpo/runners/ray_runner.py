@@ -35,6 +35,7 @@ from hpo.runners.ray_actor import Event, TrialActor, fold_settings
 from hpo.runners.ray_cluster import TrialResources, check_ray_devices, connect, plan_resources
 from hpo.runners.trials import OptunaReporter, _call_space, claim_waiting_trial
 from hpo.store.storage import open_storage
+from hpo.store.summary import finished_count
 from hpo.study.algorithms import make_pruner, make_sampler
 from hpo.study.config import Study
 
@@ -116,7 +117,9 @@ class _Driver:
         self.max_retries = (DEFAULT_MAX_RETRIES if self.options.max_retries is None
                             else self.options.max_retries)
         self.slots = [_Slot(self._new_actor()) for _ in range(min(remaining, self.resources.slots))]
-        progress = StudyProgress(self.base, remaining, enabled=self.options.progress)
+        # Counts towards the study's target (--n-trials), as the Optuna runner's does.
+        progress = StudyProgress(self.base, finished_count(self.base) + remaining,
+                                 enabled=self.options.progress)
         try:
             self._loop(remaining, progress)
         finally:

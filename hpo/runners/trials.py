@@ -29,6 +29,7 @@ from hpo.runners.faults import (
     stop_requested,
     time_limit,
 )
+from hpo.store.attrs import record_trial_attrs
 from hpo.store.optuna_internals import storage_of, trial_handle
 from hpo.store.storage import exclusive_claims
 from hpo.study.config import Study
@@ -54,8 +55,7 @@ class OptunaReporter(MemoryReporter):
 
     def record(self, attrs: Mapping[str, Any]) -> None:
         super().record(attrs)
-        for key, value in attrs.items():
-            self.trial.set_user_attr(key, value)
+        record_trial_attrs(self.trial, attrs)  # bulky ones out of the dashboard's table
 
 
 def fail_interrupted_trials(optuna_study: optuna.Study) -> list[int]:

@@ -11,7 +11,9 @@ silently changing how trials are stored:
 - ``optuna.Trial(study, trial_id)``: a trial handle for a trial claimed that way (``ask()``
   would create a new trial instead);
 - ``storages._heartbeat``: the heartbeat thread that ``Study.optimize`` runs around each
-  trial, run here around trials driven by ask/tell.
+  trial, run here around trials driven by ask/tell;
+- ``Trial._trial_id``: to set a trial system attribute through the storage's public
+  ``set_trial_system_attr`` (``Trial.set_system_attr`` is deprecated).
 """
 
 from __future__ import annotations
@@ -99,3 +101,8 @@ def fail_stale_trials(optuna_study: optuna.Study) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "experimental" and "use Study.optimize" notes
         optuna.storages.fail_stale_trials(optuna_study)
+
+
+def set_trial_system_attr(trial: optuna.Trial, key: str, value: Any) -> None:
+    """Store an attribute that optuna-dashboard does not show (see ``hpo.store.attrs``)."""
+    trial.storage.set_trial_system_attr(trial._trial_id, key, value)

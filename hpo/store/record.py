@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import optuna
 
 from hpo.errors import ConfigError
+from hpo.store.attrs import read_record
 
 # hpo.data imports torch (seconds); reading a record (hpo list, tables) needs none of it, so
 # the functions that rebuild data import it when called.
@@ -29,12 +30,13 @@ if TYPE_CHECKING:
     from hpo.data import CsvData, Fold, LabData, Mtcars
     from hpo.study.config import Study
 
-RECORD_ATTR = "hpo_record"
-TEST_ATTR = "hpo_test_score"  # the best trial's held-out test R², scored after the search
+# Where the record is kept (a study system attr) is hpo.store.attrs's business.
 # The record's fields that decide which rows trials train and are scored on, and how: trials
 # made under other values are not comparable (a resume refuses them, manual runs are redone).
 COMPARABLE_KEYS = ("data", "test_size", "validation_size", "cv_folds", "standardize", "seed",
                    "score", "seeds")
+
+
 def study_record(study: Study) -> dict[str, Any]:
     """The JSON-able description of the study's data, split and score."""
     from hpo.data import CsvData
@@ -114,7 +116,7 @@ def score_label(record: dict[str, Any]) -> str:
 
 def stored_record(optuna_study: optuna.Study) -> dict[str, Any]:
     """The record kept with a stored study (refused for studies hpo did not create)."""
-    record = optuna_study.user_attrs.get(RECORD_ATTR)
+    record = read_record(optuna_study)
     if record is None:
         raise ConfigError(
             f"Study {optuna_study.study_name!r} has no hpo record of its data; it was not "
