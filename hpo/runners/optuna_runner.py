@@ -31,6 +31,7 @@ from optuna.trial import TrialState
 from hpo.errors import ConfigError, HPOError
 from hpo.runners.devices import WorkerSlot, plan_workers, resolve_devices
 from hpo.runners.faults import RepeatGuard, deferred_stop, error_log, stop_requested
+from hpo.runners.population import run_batch
 from hpo.runners.preflight import preflight
 from hpo.runners.progress import StudyProgress
 from hpo.runners.samplers import make_pruner, make_sampler
@@ -43,6 +44,8 @@ from hpo.study.config import Study
 
 _EXIT_USER_ERROR = 2
 _STOP_WAIT_SECONDS = 60
+MODES = ("auto", "population", "single")
+_FIRST_BATCH = 8
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,11 @@ class RunOptions:
         address: with ``ray``: ``auto`` or ``ray://host:port`` joins that cluster; None
             starts a local Ray for the run.
         max_retries: with ``ray``: times a crashing trial is run again (None: 2).
+        mode: ``auto`` trains trials that share a network shape, batch size and epochs as
+            one batched population (``hpo.runners.population``) and the others one at a
+            time; ``population`` batches every trial (a group of one too); ``single`` trains
+            one trial at a time.
+        population_size: trials asked at once per worker in ``auto``/``population`` mode.
     """
 
     storage: str | None = None
@@ -72,6 +80,19 @@ class RunOptions:
     runner: str = "optuna"
     address: str | None = None
     max_retries: int | None = None
+    # One at a time by default: the population path (mode="auto"/"population") does not yet
+    # apply --trial-timeout, the repeated-failure stop or heartbeats to its trials.
+    mode: str = "single"
+    population_size: int = 64
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ConfigError(f"`mode` must be one of {', '.join(MODES)}, but got "
+                              f"{self.mode!r}; pass e.g. mode='auto'.")
+        if isinstance(self.population_size, bool) or not isinstance(
+                self.population_size, int) or self.population_size < 1:
+            raise ConfigError(f"`population_size >= 1` must hold, but got "
+                              f"population_size={self.population_size!r}.")
 
 
 RUNNERS = ("optuna", "ray")
@@ -94,7 +115,8 @@ def run(study: Study, options: RunOptions | None = None) -> optuna.Study:
         slots = _one_worker_for_unpicklable(study, slots, asked=options.workers is not None)
     plan = _WorkPlan(study, storage_url, parallel=len(slots) > 1,
                      seed_offset=len(optuna_study.get_trials(deepcopy=False)),
-                     trial_timeout=options.trial_timeout)
+                     trial_timeout=options.trial_timeout, mode=options.mode,
+                     population_size=options.population_size)
     progress = StudyProgress(optuna_study, remaining, enabled=options.progress)
     try:
         if len(slots) == 1:
@@ -226,6 +248,8 @@ class _WorkPlan:
     # Trials already in the storage when the run began: resumed runs draw fresh points.
     seed_offset: int
     trial_timeout: float | None = None
+    mode: str = "single"
+    population_size: int = 64
 
 
 def _work_in_processes(
@@ -237,7 +261,8 @@ def _work_in_processes(
     if plan.study.sampler == "grid":
         quotas = [remaining] * len(slots)
     errors = context.SimpleQueue()  # a worker's one-line error, printed once by this process
-    workers = [context.Process(target=_worker_main, args=(plan, slot, i, quota, errors),
+    workers = [context.Process(target=_worker_main,
+                               args=(plan, slot, i, quota, os.getpid(), errors),
                                name=f"hpo-worker-{i}")
                for i, (slot, quota) in enumerate(zip(slots, quotas, strict=True)) if quota]
     for worker in workers:
@@ -283,10 +308,11 @@ def _worker_error(worker: Any, errors: Any) -> HPOError:
 
 
 def _worker_main(plan: _WorkPlan, slot: WorkerSlot, index: int, quota: int,
-                 errors: Any = None) -> None:
+                 parent: int, errors: Any = None) -> None:
     """Entry point of a worker process: a user's mistake becomes one line and exit code 2,
     sent to the main process, which prints it once."""
-    parent = os.getppid()
+    # The parent's pid comes from the parent: one killed before this worker got here
+    # would otherwise be mistaken for the process that adopted it.
     try:
         # A parent killed outright (SIGKILL) cannot stop its workers: each notices it was
         # orphaned and stops after telling the storage how its current trial ended.
@@ -328,22 +354,30 @@ def _run_trials(plan: _WorkPlan, slot: WorkerSlot, index: int, quota: int, progr
     folds = folds_from_record(study_record(study))
     deadline = time.monotonic() + (study.timeout or math.inf)
     guard, log = RepeatGuard(), error_log(plan.storage_url)
-    for _ in range(quota):
-        if time.monotonic() > deadline or not keep_going():
-            break
+    done = 0
+    while done < quota and time.monotonic() <= deadline and keep_going():
         fail_stale_trials(optuna_study)
         if _study_is_full(study, optuna_study):
             break  # other hosts' runs of the same study filled it
-        trial = _next_trial(plan, optuna_study)
-        if trial is None:
+        if plan.mode == "single":
+            trial = _next_trial(plan, optuna_study)
+            if trial is None:
+                break
+            with heartbeat(optuna_study, trial):
+                ended = run_trial(study, optuna_study, trial, folds, slot.device,
+                                  timeout=plan.trial_timeout, log=log)
+            if ended in ("complete", "pruned"):
+                guard.completed()
+            else:
+                guard.failed(ended, str(trial.user_attrs.get("error", "")), log)
+            done += 1
+            continue
+        trials = _next_trials(plan, optuna_study, min(_batch_size(plan, done), quota - done))
+        if not trials:
             break
-        with heartbeat(optuna_study, trial):
-            ended = run_trial(study, optuna_study, trial, folds, slot.device,
-                              timeout=plan.trial_timeout, log=log)
-        if ended in ("complete", "pruned"):
-            guard.completed()
-        else:
-            guard.failed(ended, str(trial.user_attrs.get("error", "")), log)
+        run_batch(study, optuna_study, trials, folds, slot.device,
+                  force=plan.mode == "population", keep_going=keep_going)
+        done += len(trials)
         if progress is not None:
             progress()
 
@@ -365,6 +399,27 @@ def _sampler_for(plan: _WorkPlan, index: int) -> optuna.samplers.BaseSampler:
     shared = study.sampler == "qmc"
     seed = study.seed if shared else study.seed + 1000 * index + plan.seed_offset
     return make_sampler(study.sampler, seed=seed, parallel=plan.parallel)
+
+
+def _batch_size(plan: _WorkPlan, done: int) -> int:
+    """Trials to ask at once: batches double from 8 up to the population size.
+
+    A pruner compares a trial with finished trials only, and the sampler learns only from
+    them, so the first batches stay small: the next batch already has finished ones to use.
+    """
+    if plan.mode == "single":
+        return 1
+    return min(plan.population_size, max(done, _FIRST_BATCH))
+
+
+def _next_trials(plan: _WorkPlan, optuna_study: optuna.Study, count: int) -> list[optuna.Trial]:
+    trials = []
+    for _ in range(count):
+        trial = _next_trial(plan, optuna_study)
+        if trial is None:
+            break
+        trials.append(trial)
+    return trials
 
 
 def _next_trial(plan: _WorkPlan, optuna_study: optuna.Study) -> optuna.Trial | None:

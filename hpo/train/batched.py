@@ -1,0 +1,309 @@
+"""Many small networks trained as one batched computation: a population.
+
+Every model of a population has the same layer shapes, activation, batch norm, batch size
+and epochs; anything else may differ per model: initial weights and data order (each from
+the model's own seed, drawn exactly as the one-at-a-time path draws them), learning rate and
+its schedule, optimizer and its knobs, weight decay, dropout rate. Weights are stacked along
+a leading model axis, ``(models, in, out)``, and each layer is one ``baddbmm``; the optimizers
+are written out on the stacked tensors with one value per model (torch's own formulas), so
+one Python step trains every model. ``benchmarks/bench_population.py`` measures this against
+``torch.func.stack_module_state`` + ``vmap`` (slower here: see benchmarks/README.md).
+
+Learning rates come from each model's real torch scheduler, built by
+``search_spaces.build_scheduler`` on a stand-in optimizer and stepped as the loop steps it,
+so the lr of every epoch is the one the one-at-a-time path uses, plateau included.
+
+Example:
+    >>> members = train_population([params_a, params_b], fold, seeds=[0, 1])  # doctest: +SKIP
+    >>> members[0].rows[-1]["test_r2"]                                       # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from hpo.data import Fold
+from hpo.train.models import ModelSpec, build_model, count_parameters
+from hpo.train.optimizers import StackedOptimizer
+from hpo.train.schedules import Schedules
+
+EpochCallback = Callable[[int, Mapping[int, dict[str, float]]], "set[int] | None"]
+"""``callback(epoch, {member index: row})`` for the members still training; returns the
+indices to stop (pruned). It may raise to stop the whole population."""
+
+_ACTIVATIONS: Mapping[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "tanh": torch.tanh, "relu": torch.relu, "gelu": nn.functional.gelu,
+    "silu": nn.functional.silu, "leaky_relu": nn.functional.leaky_relu,
+    "elu": nn.functional.elu,
+}
+_BN_EPS, _BN_MOMENTUM = 1e-5, 0.1  # nn.BatchNorm1d's defaults
+
+
+@dataclass
+class Member:
+    """One model of a population and how its training went (as a `TrainResult` says it).
+
+    ``rows`` has one dict per finished epoch with the columns of `train`'s history;
+    ``stopped`` is None, ``"diverged"`` or ``"callback"``; ``seconds`` is the model's share of
+    the population's wall time (each epoch's time divided by the models it trained).
+    """
+
+    index: int
+    params: Mapping[str, Any]
+    seed: int
+    n_params: int = 0
+    rows: list[dict[str, float]] = field(default_factory=list)
+    stopped: str | None = None
+    message: str = ""
+    seconds: float = 0.0
+
+
+def group_key(params: Mapping[str, Any], in_features: int) -> tuple[Any, ...]:
+    """Models with the same key can train as one population."""
+    spec = population_spec(params, in_features)
+    return (spec.in_features, spec.hidden, spec.activation, spec.batch_norm,
+            str(params["batch_size"]), int(params["epochs"]))
+
+
+def batches_exactly(params: Mapping[str, Any]) -> bool:
+    """Whether a population reproduces this model's one-at-a-time R² to about 1e-7.
+
+    Not with batch norm: the bias before it has a zero true gradient, so its updates are
+    rounding noise (blown up to whole steps by Adam-like optimizers), and batched float32
+    rounding differs from one model's; measured 1e-5 (SGD) to 1e-2 (Adam) in R².
+    """
+    return not (int(params["hidden_layers"]) > 0 and bool(params.get("batch_norm")))
+
+
+def population_spec(params: Mapping[str, Any], in_features: int) -> ModelSpec:
+    """The network of ``params`` (as `hpo.train.objective.model_spec` reads it)."""
+    layers = int(params["hidden_layers"])
+    if layers == 0:
+        return ModelSpec(in_features=in_features)
+    return ModelSpec(in_features=in_features, hidden=(int(params["width"]),) * layers,
+                     activation=str(params["activation"]),
+                     batch_norm=bool(params.get("batch_norm", False)),
+                     dropout=float(params.get("dropout") or 0.0))
+
+
+def train_population(
+    params: Sequence[Mapping[str, Any]],
+    fold: Fold,
+    seeds: Sequence[int],
+    *,
+    device: str | torch.device = "cpu",
+    callback: EpochCallback | None = None,
+) -> list[Member]:
+    """Train every params dict of one group on ``fold`` at once; score on ``fold.test``.
+
+    Each epoch is the one-at-a-time loop's: train on every batch, score the training
+    predictions, test in eval mode, step each schedule (plateau with its test loss), then
+    ``callback``. A model whose loss turns non-finite stops alone (``stopped="diverged"``).
+    Weights and data order equal the one-at-a-time path's; dropout masks do not (they are
+    drawn for the whole population at once).
+    """
+    torch.manual_seed(seeds[0])  # dropout masks: the same population draws the same masks
+    population = _Population(params, fold, seeds, torch.device(device))
+    epochs = int(params[0]["epochs"])
+    for epoch in range(1, epochs + 1):
+        if not population.alive:
+            break
+        population.epoch(epoch, callback)
+    return population.members
+
+
+class _Population:
+    """The stacked weights, optimizer state, schedules and data of the models still training."""
+
+    def __init__(self, params: Sequence[Mapping[str, Any]], fold: Fold, seeds: Sequence[int],
+                 device: torch.device) -> None:
+        in_features = fold.train.x.shape[1]
+        keys = {group_key(p, in_features) for p in params}
+        if len(keys) != 1:
+            raise ValueError(f"A population needs one group key, but got {sorted(map(str, keys))}.")
+        self.device = device
+        self.spec = population_spec(params[0], in_features)
+        self.members = [Member(i, p, s) for i, (p, s) in enumerate(zip(params, seeds, strict=True))]
+        self.alive = list(range(len(params)))  # member indices, in the order of the model axis
+        self.weights, self.buffers = _stack_models(self.spec, self.members, device)
+        self.optimizer = StackedOptimizer(self.weights, params, device)
+        self.schedules = Schedules(params, epochs=int(params[0]["epochs"]))
+        self.dropout = torch.tensor([float(p.get("dropout") or 0.0) for p in params],
+                                    device=device).view(-1, 1, 1)
+        self.any_dropout = bool(self.dropout.any())
+        self.x, self.y = fold.train.tensors(device)
+        self.x_test, self.y_test = fold.test.tensors(device)
+        size = params[0]["batch_size"]
+        self.batch_size = len(self.x) if size == "full" else int(size)
+        self.generators = [torch.Generator().manual_seed(s) for s in seeds]
+
+    def epoch(self, epoch: int, callback: EpochCallback | None) -> None:
+        start = time.perf_counter()
+        lrs = self.schedules.lrs(self.alive)
+        self.optimizer.set_lr(torch.tensor(lrs, device=self.device))
+        train = self._train()
+        test = self._test()
+        rows = _rows(epoch, self.alive, lrs, train, test)
+        stopped = self._stop_diverged(epoch, rows)
+        self.schedules.step([m for m in self.alive if m not in stopped],
+                            {m: r["test_loss"] for m, r in rows.items()})
+        share = (time.perf_counter() - start) / len(self.alive)
+        living = {m: r for m, r in rows.items() if m not in stopped}
+        for member, row in living.items():
+            self.members[member].seconds += share
+            row["seconds"] = self.members[member].seconds
+            self.members[member].rows.append(row)
+        pruned = (callback(epoch, living) or set()) if living and callback else set()
+        for member in pruned:
+            self.members[member].stopped = "callback"
+            self.members[member].message = f"stopped by callback at epoch {epoch}"
+        self._drop(stopped | set(pruned))
+
+    def _train(self) -> dict[str, torch.Tensor]:
+        xs, ys = self._shuffled()  # (models, n, in), (models, n, out)
+        losses, outs = [], []
+        for xb, yb in zip(xs.split(self.batch_size, 1), ys.split(self.batch_size, 1),
+                          strict=True):
+            out = self._forward(xb, training=True)  # (models, batch, out)
+            loss = ((out - yb) ** 2).mean(dim=(1, 2))  # (models,)
+            self.optimizer.zero_grad()
+            loss.sum().backward()  # models share no weight: each gets its own gradient
+            self.optimizer.step()
+            losses.append(loss.detach())
+            outs.append(out.detach())
+        sizes = torch.tensor([b.shape[1] for b in outs], dtype=torch.float64, device=self.device)
+        loss = (torch.stack(losses).double() * sizes[:, None]).sum(0) / sizes.sum()
+        return {"loss": loss, **_scores(ys, torch.cat(outs, dim=1))}
+
+    def _test(self) -> dict[str, torch.Tensor]:
+        with torch.no_grad():
+            out = self._forward(self.x_test.expand(len(self.alive), -1, -1), training=False)
+        y = self.y_test.expand_as(out)
+        return {"loss": ((out - y) ** 2).double().mean(dim=(1, 2)), **_scores(y, out)}
+
+    def _shuffled(self) -> tuple[torch.Tensor, torch.Tensor]:
+        n = len(self.x)
+        if self.batch_size >= n:  # one full batch is not shuffled, as InMemoryBatches does
+            shape = (len(self.alive), -1, -1)
+            return self.x.expand(*shape), self.y.expand(*shape)
+        order = torch.stack([torch.randperm(n, generator=self.generators[m])
+                             for m in self.alive]).to(self.device)  # (models, n)
+        return self.x[order], self.y[order]
+
+    def _forward(self, x: torch.Tensor, *, training: bool) -> torch.Tensor:
+        act = _ACTIVATIONS[self.spec.activation]
+        layers = _layer_slices(self.spec)
+        for index, (w, b, bn) in enumerate(layers):
+            x = torch.baddbmm(self.weights[b], x, self.weights[w])
+            if index == len(layers) - 1:
+                break
+            if bn is not None:
+                x = self._batch_norm(x, bn, training)
+            x = act(x)
+            if training and self.any_dropout:
+                keep = 1.0 - self.dropout
+                x = x * (torch.rand_like(x) < keep) / keep
+        return x
+
+    def _batch_norm(self, x: torch.Tensor, layer: tuple[int, int, int],
+                    training: bool) -> torch.Tensor:
+        weight, bias, stats = self.weights[layer[0]], self.weights[layer[1]], layer[2]
+        mean_buf, var_buf = self.buffers[stats], self.buffers[stats + 1]
+        if training:
+            mean = x.mean(dim=1, keepdim=True)  # (models, 1, width)
+            var = x.var(dim=1, unbiased=False, keepdim=True)
+            with torch.no_grad():
+                n = x.shape[1]
+                mean_buf.lerp_(mean, _BN_MOMENTUM)
+                var_buf.lerp_(var * n / max(n - 1, 1), _BN_MOMENTUM)
+        else:
+            mean, var = mean_buf, var_buf
+        return (x - mean) / torch.sqrt(var + _BN_EPS) * weight + bias
+
+    def _stop_diverged(self, epoch: int, rows: dict[int, dict[str, float]]) -> set[int]:
+        stopped = set()
+        for member, row in rows.items():
+            for key, what in (("train_loss", "training loss"), ("test_loss", "test loss")):
+                if not math.isfinite(row[key]):
+                    self.members[member].stopped = "diverged"
+                    self.members[member].message = (
+                        f"diverged at epoch {epoch}: {what} is {row[key]}")
+                    stopped.add(member)
+                    break
+        return stopped
+
+    def _drop(self, members: set[int]) -> None:
+        if not members:
+            return
+        keep = [i for i, m in enumerate(self.alive) if m not in members]
+        index = torch.tensor(keep, device=self.device)
+        self.alive = [self.alive[i] for i in keep]
+        if not self.alive:
+            return
+        self.weights = [w.detach()[index].requires_grad_() for w in self.weights]
+        self.buffers = [b[index] for b in self.buffers]
+        self.optimizer.keep(index, self.weights)
+        self.dropout = self.dropout[index]
+
+
+def _layer_slices(spec: ModelSpec) -> list[tuple[int, int, tuple[int, int, int] | None]]:
+    """Per linear layer: index of its weight, of its bias, and its batch norm's indices."""
+    slices: list[tuple[int, int, tuple[int, int, int] | None]] = []
+    position, stats = 0, 0
+    for _ in spec.hidden:
+        bn = (position + 2, position + 3, stats) if spec.batch_norm else None
+        slices.append((position, position + 1, bn))
+        position += 4 if spec.batch_norm else 2
+        stats += 2 if spec.batch_norm else 0
+    slices.append((position, position + 1, None))
+    return slices
+
+
+def _stack_models(spec: ModelSpec, members: list[Member],
+                  device: torch.device) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Each model built from its seed as the one-at-a-time path builds it, then stacked."""
+    per_model: list[list[torch.Tensor]] = []
+    buffers: list[list[torch.Tensor]] = []
+    for member in members:
+        model = build_model(spec, seed=member.seed)
+        member.n_params = count_parameters(model)
+        tensors, stats = [], []
+        for module in model.modules():
+            if isinstance(module, nn.Linear):
+                tensors += [module.weight.detach().T, module.bias.detach().view(1, -1)]
+            elif isinstance(module, nn.BatchNorm1d):
+                tensors += [module.weight.detach().view(1, -1), module.bias.detach().view(1, -1)]
+                stats += [torch.as_tensor(module.running_mean).view(1, -1),
+                          torch.as_tensor(module.running_var).view(1, -1)]
+        per_model.append(tensors)
+        buffers.append(stats)
+    weights = [torch.stack(ts).to(device).contiguous().requires_grad_()
+               for ts in zip(*per_model, strict=True)]
+    stacked = [torch.stack(bs).to(device).contiguous() for bs in zip(*buffers, strict=True)]
+    return weights, stacked
+
+
+def _scores(y: torch.Tensor, out: torch.Tensor) -> dict[str, torch.Tensor]:
+    """MSE and R² per model, in float64 as `hpo.train.metrics` computes them."""
+    true, pred = y.reshape(len(y), -1).double(), out.detach().reshape(len(out), -1).double()
+    residual = ((true - pred) ** 2).sum(1)
+    total = ((true - true.mean(1, keepdim=True)) ** 2).sum(1)
+    r2 = torch.where(total == 0, (residual == 0).double(), 1.0 - residual / total)
+    return {"mse": residual / true.shape[1], "r2": r2}
+
+
+def _rows(epoch: int, members: list[int], lrs: list[float], train: dict[str, torch.Tensor],
+          test: dict[str, torch.Tensor]) -> dict[int, dict[str, float]]:
+    # One copy to the host per epoch; then plain floats, in `train`'s column order.
+    values = torch.stack([train["loss"], test["loss"], train["mse"], test["mse"],
+                          train["r2"], test["r2"]]).T.tolist()
+    return {i: {"epoch": epoch, "lr": lr, "seconds": 0.0, "train_loss": v[0], "test_loss": v[1],
+                "train_mse": v[2], "test_mse": v[3], "train_r2": v[4], "test_r2": v[5]}
+            for i, lr, v in zip(members, lrs, values, strict=True)}
