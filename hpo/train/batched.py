@@ -136,7 +136,7 @@ class _Population:
         self.optimizer = StackedOptimizer(self.weights, params, device)
         self.schedules = Schedules(params, epochs=int(params[0]["epochs"]))
         self.dropout = torch.tensor([float(p.get("dropout") or 0.0) for p in params],
-                                    device=device).view(-1, 1, 1)
+                                    dtype=self.weights[0].dtype, device=device).view(-1, 1, 1)
         self.any_dropout = bool(self.dropout.any())
         self.x, self.y = fold.train.tensors(device)
         self.x_test, self.y_test = fold.test.tensors(device)
@@ -147,7 +147,7 @@ class _Population:
     def epoch(self, epoch: int, callback: EpochCallback | None) -> None:
         start = time.perf_counter()
         lrs = self.schedules.lrs(self.alive)
-        self.optimizer.set_lr(torch.tensor(lrs, device=self.device))
+        self.optimizer.set_lr(torch.tensor(lrs, dtype=torch.float64, device=self.device))
         train = self._train()
         test = self._test()
         rows = _rows(epoch, self.alive, lrs, train, test)
@@ -301,9 +301,11 @@ def _scores(y: torch.Tensor, out: torch.Tensor) -> dict[str, torch.Tensor]:
 
 def _rows(epoch: int, members: list[int], lrs: list[float], train: dict[str, torch.Tensor],
           test: dict[str, torch.Tensor]) -> dict[int, dict[str, float]]:
-    # One copy to the host per epoch; then plain floats, in `train`'s column order.
+    # One copy to the host per epoch; then plain floats, in `train`'s column order (the
+    # epoch a float too, as the one-at-a-time path stores its history rows).
     values = torch.stack([train["loss"], test["loss"], train["mse"], test["mse"],
                           train["r2"], test["r2"]]).T.tolist()
-    return {i: {"epoch": epoch, "lr": lr, "seconds": 0.0, "train_loss": v[0], "test_loss": v[1],
-                "train_mse": v[2], "test_mse": v[3], "train_r2": v[4], "test_r2": v[5]}
+    return {i: {"epoch": float(epoch), "lr": lr, "seconds": 0.0, "train_loss": v[0],
+                "test_loss": v[1], "train_mse": v[2], "test_mse": v[3], "train_r2": v[4],
+                "test_r2": v[5]}
             for i, lr, v in zip(members, lrs, values, strict=True)}

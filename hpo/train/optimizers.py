@@ -26,9 +26,11 @@ class StackedOptimizer:
         self.weights = weights
         names = [str(p["optimizer"]) for p in params]
         self.kinds = sorted(set(names))
+        # The weights' own dtype: float64 weights (the float64 parity test) get float64 knobs.
+        self.dtype = weights[0].dtype
 
         def column(values: list[float]) -> torch.Tensor:  # (models, 1, 1): broadcasts per model
-            return torch.tensor(values, dtype=torch.float32, device=device).view(-1, 1, 1)
+            return torch.tensor(values, dtype=self.dtype, device=device).view(-1, 1, 1)
 
         self.masks = {k: column([float(n == k) for n in names]).bool() for k in self.kinds}
         self.weight_decay = column([float(p.get("weight_decay") or 0.0) for p in params])
@@ -40,7 +42,7 @@ class StackedOptimizer:
 
     def set_lr(self, lrs: torch.Tensor) -> None:
         """This epoch's learning rate of every model still training, in model-axis order."""
-        self.lr = lrs.to(torch.float32).view(-1, 1, 1)
+        self.lr = lrs.to(self.dtype).view(-1, 1, 1)
 
     def zero_grad(self) -> None:
         for weight in self.weights:
