@@ -181,3 +181,97 @@ def test_the_runner_prunes_and_records_each_trial(tmp_path: Path) -> None:
 def test_run_options_refuse_bad_values(field: str, value: Any, match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         RunOptions(**{field: value})
+
+
+# --- faults: as tests/test_faults.py for the one-at-a-time path ----------------------------
+
+QUIET = {"progress": False, "workers": 1}
+
+
+def _failing_populations(monkeypatch: pytest.MonkeyPatch, errors: list[BaseException]) -> None:
+    """The population trainer raises ``errors`` in turn, one per call, then trains."""
+    import hpo.runners.population as population_module
+
+    real = population_module.train_population
+
+    def train(*args: Any, **kwargs: Any) -> Any:
+        if errors:
+            raise errors.pop(0)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(population_module, "train_population", train)
+
+
+@pytest.mark.parametrize(("error", "reason"), [
+    (RuntimeError("user code broke"), "error"),
+    (torch.cuda.OutOfMemoryError("CUDA out of memory (fake)"), "oom"),
+])
+def test_a_fault_fails_its_population_with_a_reason_and_the_study_goes_on(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: BaseException,
+        reason: str) -> None:
+    _failing_populations(monkeypatch, [error])
+    study = load_from_file(write_study(tmp_path, n_trials=12, epochs=3), "tiny")
+    storage = tmp_path / "s.journal"
+    done = run(study, RunOptions(storage=str(storage), population_size=8, **QUIET))
+    first, second = done.trials[:8], done.trials[8:]  # batches of 8, then 4
+    assert [t.state for t in first] == [TrialState.FAIL] * 8
+    assert {t.user_attrs["ended"] for t in first} == {reason}
+    assert first[0].user_attrs["error"].endswith(str(error))
+    assert first[0].user_attrs["runner"] == "optuna"
+    assert [t.state for t in second] == [TrialState.COMPLETE] * 4
+    if reason == "error":
+        assert "Traceback" in Path(f"{storage}.errors.log").read_text()
+
+
+def test_the_same_error_in_every_population_stops_the_run_once(
+        in_tmp: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from hpo.cli import main
+
+    _failing_populations(monkeypatch, [KeyError("width") for _ in range(10)])
+    write_study(in_tmp, n_trials=40, epochs=3)
+    code = main(["run", "tiny.py", "--workers", "1", "--no-progress",
+                 "--population-size", "8"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "same error" in err[0] and "KeyError" in err[0]
+    from hpo.store.storage import open_storage
+
+    stored = optuna.load_study(study_name="tiny", storage=open_storage(str(in_tmp / "hpo.journal")))
+    # A population's fault counts once: three populations of 8 failed, then the run stopped.
+    assert [t.state for t in stored.trials] == [TrialState.FAIL] * 24
+
+
+def test_an_interrupt_fails_the_population_and_queues_its_trials_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _failing_populations(monkeypatch, [KeyboardInterrupt()])
+    study = load_from_file(write_study(tmp_path, n_trials=8, epochs=3), "tiny")
+    storage = str(tmp_path / "s.journal")
+    with pytest.raises(KeyboardInterrupt):
+        run(study, RunOptions(storage=storage, population_size=8, **QUIET))
+    from hpo.store.storage import open_storage
+
+    trials = optuna.load_study(study_name="tiny", storage=open_storage(storage)).trials
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    waiting = [t for t in trials if t.state == TrialState.WAITING]
+    assert len(failed) == 8 and {t.user_attrs["ended"] for t in failed} == {"interrupted"}
+    assert sorted(t.params["lr"] for t in waiting) == sorted(t.params["lr"] for t in failed)
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    # Run again: the queued copies train, and the study counts 8 finished trials.
+    resumed = run(study, RunOptions(storage=storage, population_size=8, **QUIET))
+    assert len([t for t in resumed.trials if t.state == TrialState.COMPLETE]) == 8
+
+
+def test_a_mistake_in_the_space_fails_its_trial_alone(tmp_path: Path) -> None:
+    path = write_study(tmp_path, n_trials=8, epochs=3)
+    text = path.read_text().replace(
+        "def space(trial):\n",
+        "def space(trial):\n    if trial.number == 2:\n        raise KeyError('lr')\n")
+    path.write_text(text)
+    study = load_from_file(path, "tiny")
+    done = run(study, RunOptions(storage=str(tmp_path / "s.journal"), population_size=8,
+                                 **QUIET))
+    states = {t.number: t.state for t in done.trials}
+    assert states[2] == TrialState.FAIL and done.trials[2].user_attrs["ended"] == "error"
+    assert "KeyError" in done.trials[2].user_attrs["error"]
+    assert [n for n, s in states.items() if s == TrialState.COMPLETE] == [0, 1, 3, 4, 5, 6, 7]
+    assert all(t.user_attrs["population"] == 7 for t in done.trials if t.number != 2)

@@ -80,9 +80,9 @@ class RunOptions:
     runner: str = "optuna"
     address: str | None = None
     max_retries: int | None = None
-    # One at a time by default: the population path (mode="auto"/"population") does not yet
-    # apply --trial-timeout, the repeated-failure stop or heartbeats to its trials.
-    mode: str = "single"
+    # Batched where it applies: the population path records what the one-at-a-time path
+    # records and applies the same fault handling (tests/test_population.py).
+    mode: str = "auto"
     population_size: int = 64
 
     def __post_init__(self) -> None:
@@ -113,9 +113,12 @@ def run(study: Study, options: RunOptions | None = None) -> optuna.Study:
         return optuna_study
     if len(slots) > 1 and not _picklable(study):
         slots = _one_worker_for_unpicklable(study, slots, asked=options.workers is not None)
+    # A study scored over several seeds never batches (hpo.runners.population.batchable):
+    # auto mode then asks one trial at a time, so the sampler learns from every result.
+    mode = "single" if options.mode == "auto" and study.seeds > 1 else options.mode
     plan = _WorkPlan(study, storage_url, parallel=len(slots) > 1,
                      seed_offset=len(optuna_study.get_trials(deepcopy=False)),
-                     trial_timeout=options.trial_timeout, mode=options.mode,
+                     trial_timeout=options.trial_timeout, mode=mode,
                      population_size=options.population_size)
     progress = StudyProgress(optuna_study, remaining, enabled=options.progress)
     try:
@@ -148,6 +151,9 @@ def _check_runner_options(study: Study, options: RunOptions) -> None:
         raise ConfigError(f"`--max-retries` must be an integer >= 0, but got "
                           f"{options.max_retries!r}.")
     if options.runner == "ray":
+        if options.mode == "population":
+            raise ConfigError("`--mode population` applies to the optuna runner only (a Ray "
+                              "actor trains one trial); drop it or use --runner optuna.")
         if options.trial_timeout is not None:
             raise ConfigError("`--trial-timeout` is supported by the optuna runner only, but "
                               "got it with --runner ray; drop it or use --runner optuna.")
@@ -248,7 +254,7 @@ class _WorkPlan:
     # Trials already in the storage when the run began: resumed runs draw fresh points.
     seed_offset: int
     trial_timeout: float | None = None
-    mode: str = "single"
+    mode: str = "auto"
     population_size: int = 64
 
 
@@ -366,18 +372,22 @@ def _run_trials(plan: _WorkPlan, slot: WorkerSlot, index: int, quota: int, progr
             with heartbeat(optuna_study, trial):
                 ended = run_trial(study, optuna_study, trial, folds, slot.device,
                                   timeout=plan.trial_timeout, log=log)
+            endings, asked = [(ended, str(trial.user_attrs.get("error", "")))], 1
+        else:
+            trials = _next_trials(plan, optuna_study,
+                                  min(_batch_size(plan, done), quota - done))
+            if not trials:
+                break
+            endings = run_batch(study, optuna_study, trials, folds, slot.device,
+                                force=plan.mode == "population", keep_going=keep_going,
+                                timeout=plan.trial_timeout, log=log)
+            asked = len(trials)
+        for ended, message in endings:
             if ended in ("complete", "pruned"):
                 guard.completed()
             else:
-                guard.failed(ended, str(trial.user_attrs.get("error", "")), log)
-            done += 1
-            continue
-        trials = _next_trials(plan, optuna_study, min(_batch_size(plan, done), quota - done))
-        if not trials:
-            break
-        run_batch(study, optuna_study, trials, folds, slot.device,
-                  force=plan.mode == "population", keep_going=keep_going)
-        done += len(trials)
+                guard.failed(ended, message, log)
+        done += asked
         if progress is not None:
             progress()
 
