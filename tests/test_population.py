@@ -275,3 +275,22 @@ def test_a_mistake_in_the_space_fails_its_trial_alone(tmp_path: Path) -> None:
     assert "KeyError" in done.trials[2].user_attrs["error"]
     assert [n for n, s in states.items() if s == TrialState.COMPLETE] == [0, 1, 3, 4, 5, 6, 7]
     assert all(t.user_attrs["population"] == 7 for t in done.trials if t.number != 2)
+
+
+def test_scoring_only_the_last_epoch_trains_the_same_models() -> None:
+    # k-fold trials scored on their final epoch skip the other epochs' scores; the
+    # models, the divergence and the final row must not change.
+    fold = prepare_folds(Mtcars(features=("wt",), target="mpg"), test_size=0.3, seed=0)[0]
+    base = {"hidden_layers": 0, "optimizer": "sgd", "batch_size": "full", "epochs": 300}
+    params = [{**base, "lr": 0.1, "scheduler": "constant"},
+              {**base, "lr": 0.02, "scheduler": "constant"},
+              {**base, "lr": 0.05, "scheduler": "plateau", "plateau_factor": 0.5,
+               "plateau_patience": 3}]
+    every = train_population(params, fold, [0, 1, 2])
+    last = train_population(params, fold, [0, 1, 2], every_epoch=False)
+    assert last[0].stopped == every[0].stopped == "diverged"
+    assert last[0].message == every[0].message
+    for one, other in zip(every[1:], last[1:], strict=True):
+        assert len(other.rows) == 1
+        assert {k: v for k, v in other.rows[0].items() if k != "seconds"} == {
+            k: v for k, v in one.rows[-1].items() if k != "seconds"}

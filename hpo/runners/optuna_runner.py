@@ -21,7 +21,7 @@ import signal
 import sys
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import optuna
@@ -120,6 +120,11 @@ def run(study: Study, options: RunOptions | None = None) -> optuna.Study:
                      seed_offset=len(optuna_study.get_trials(deepcopy=False)),
                      trial_timeout=options.trial_timeout, mode=mode,
                      population_size=options.population_size)
+    if options.workers is None and len(slots) > 1 and _batch_size(plan, 0) >= remaining:
+        # The first ask takes the whole run (a small grid): a second worker would only pay
+        # its start-up (spawning a process that imports torch: seconds).
+        slots = slots[:1]
+        plan = replace(plan, parallel=False)
     progress = StudyProgress(optuna_study, remaining, enabled=options.progress)
     try:
         if len(slots) == 1:
@@ -419,6 +424,8 @@ def _batch_size(plan: _WorkPlan, done: int) -> int:
     """
     if plan.mode == "single":
         return 1
+    if plan.study.sampler in ("grid", "random") and plan.study.pruner == "none":
+        return plan.population_size  # nothing learns from finished trials: ask all at once
     return min(plan.population_size, max(done, _FIRST_BATCH))
 
 

@@ -233,7 +233,8 @@ def _train_folds(context: _Context, group: list[_Entry], check: Callable[[], Non
         trained = train_population(
             [group[i].params for i in alive], fold,
             [s + number for s in _seeds(context.study, [group[i] for i in alive])],
-            device=context.device, callback=lambda _epoch, _rows: check())
+            device=context.device, callback=lambda _epoch, _rows: check(),
+            every_epoch=context.study.score == "best")  # "final" reads the last epoch only
         for index, member in zip(list(alive), trained, strict=True):
             members[index] = member
             entry = group[index]

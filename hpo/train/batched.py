@@ -100,6 +100,7 @@ def train_population(
     *,
     device: str | torch.device = "cpu",
     callback: EpochCallback | None = None,
+    every_epoch: bool = True,
 ) -> list[Member]:
     """Train every params dict of one group on ``fold`` at once; score on ``fold.test``.
 
@@ -108,9 +109,14 @@ def train_population(
     ``callback``. A model whose loss turns non-finite stops alone (``stopped="diverged"``).
     Weights and data order equal the one-at-a-time path's; dropout masks do not (they are
     drawn for the whole population at once).
+
+    ``every_epoch=False`` keeps only the last epoch's row (a k-fold score that reads only the
+    final epoch): the other epochs compute the losses (divergence, plateau) but no scores,
+    and copy nothing to the host unless a loss is non-finite or a schedule is a plateau;
+    ``callback`` then gets no rows.
     """
     torch.manual_seed(seeds[0])  # dropout masks: the same population draws the same masks
-    population = _Population(params, fold, seeds, torch.device(device))
+    population = _Population(params, fold, seeds, torch.device(device), every_epoch)
     epochs = int(params[0]["epochs"])
     for epoch in range(1, epochs + 1):
         if not population.alive:
@@ -123,7 +129,7 @@ class _Population:
     """The stacked weights, optimizer state, schedules and data of the models still training."""
 
     def __init__(self, params: Sequence[Mapping[str, Any]], fold: Fold, seeds: Sequence[int],
-                 device: torch.device) -> None:
+                 device: torch.device, every_epoch: bool = True) -> None:
         in_features = fold.train.x.shape[1]
         keys = {group_key(p, in_features) for p in params}
         if len(keys) != 1:
@@ -132,41 +138,72 @@ class _Population:
         self.spec = population_spec(params[0], in_features)
         self.members = [Member(i, p, s) for i, (p, s) in enumerate(zip(params, seeds, strict=True))]
         self.alive = list(range(len(params)))  # member indices, in the order of the model axis
-        self.weights, self.buffers = _stack_models(self.spec, self.members, device)
-        self.optimizer = StackedOptimizer(self.weights, params, device)
+        weights, self.buffers = _stack_models(self.spec, self.members, device)
+        # All of a model's weights in one row of one tensor, (models, all weights): the
+        # optimizer then runs its dozen element-wise ops once per step, not once per layer
+        # tensor (measured: most of a population step's time was those small ops).
+        self.shapes = [w.shape[1:] for w in weights]
+        self.sizes = [w[0].numel() for w in weights]
+        self.flat = torch.cat([w.detach().reshape(len(w), -1) for w in weights], 1).requires_grad_()
+        self.weights: list[torch.Tensor] = []  # views of flat, made by each forward pass
+        self.optimizer = StackedOptimizer([self.flat], params, device)
         self.schedules = Schedules(params, epochs=int(params[0]["epochs"]))
         self.dropout = torch.tensor([float(p.get("dropout") or 0.0) for p in params],
-                                    dtype=self.weights[0].dtype, device=device).view(-1, 1, 1)
+                                    dtype=self.flat.dtype, device=device).view(-1, 1, 1)
         self.any_dropout = bool(self.dropout.any())
         self.x, self.y = fold.train.tensors(device)
         self.x_test, self.y_test = fold.test.tensors(device)
         size = params[0]["batch_size"]
         self.batch_size = len(self.x) if size == "full" else int(size)
         self.generators = [torch.Generator().manual_seed(s) for s in seeds]
+        self.every_epoch, self.epochs = every_epoch, int(params[0]["epochs"])
+        self.lrs: list[float] = []
 
     def epoch(self, epoch: int, callback: EpochCallback | None) -> None:
         start = time.perf_counter()
         lrs = self.schedules.lrs(self.alive)
-        self.optimizer.set_lr(torch.tensor(lrs, dtype=torch.float64, device=self.device))
-        train = self._train()
-        test = self._test()
-        rows = _rows(epoch, self.alive, lrs, train, test)
+        if lrs != self.lrs:  # constant schedules: one copy to the device, not one per epoch
+            self.optimizer.set_lr(torch.tensor(lrs, dtype=torch.float64, device=self.device))
+            self.lrs = lrs
+        scored = self.every_epoch or epoch == self.epochs
+        train = self._train(scored)
+        test = self._test(scored)
+        rows = (_rows(epoch, self.alive, lrs, train, test) if scored
+                else self._loss_rows(train["loss"], test["loss"]))
         stopped = self._stop_diverged(epoch, rows)
         self.schedules.step([m for m in self.alive if m not in stopped],
                             {m: r["test_loss"] for m, r in rows.items()})
         share = (time.perf_counter() - start) / len(self.alive)
         living = {m: r for m, r in rows.items() if m not in stopped}
-        for member, row in living.items():
-            self.members[member].seconds += share
-            row["seconds"] = self.members[member].seconds
-            self.members[member].rows.append(row)
-        pruned = (callback(epoch, living) or set()) if living and callback else set()
+        for member in self.alive:
+            if member not in stopped:
+                self.members[member].seconds += share
+        if scored:
+            for member, row in living.items():
+                row["seconds"] = self.members[member].seconds
+                self.members[member].rows.append(row)
+        else:
+            living = {}
+        pruned = (callback(epoch, living) or set()) if callback else set()
         for member in pruned:
             self.members[member].stopped = "callback"
             self.members[member].message = f"stopped by callback at epoch {epoch}"
         self._drop(stopped | set(pruned))
 
-    def _train(self) -> dict[str, torch.Tensor]:
+    def _views(self) -> list[torch.Tensor]:
+        """Each layer's weights, ``(models, ...)``: views of ``flat`` (gradients reach it)."""
+        return [chunk.reshape(-1, *shape)
+                for chunk, shape in zip(self.flat.split(self.sizes, 1), self.shapes, strict=True)]
+
+    def _loss_rows(self, train: torch.Tensor, test: torch.Tensor) -> dict[int, dict[str, float]]:
+        """Each model's losses, copied to the host only when something reads them."""
+        losses = torch.stack([train, test])
+        if not self.schedules.any_plateau and bool(torch.isfinite(losses).all()):
+            return {}
+        return {m: {"train_loss": a, "test_loss": b}
+                for m, (a, b) in zip(self.alive, losses.T.tolist(), strict=True)}
+
+    def _train(self, scored: bool = True) -> dict[str, torch.Tensor]:
         xs, ys = self._shuffled()  # (models, n, in), (models, n, out)
         losses, outs = [], []
         for xb, yb in zip(xs.split(self.batch_size, 1), ys.split(self.batch_size, 1),
@@ -178,15 +215,18 @@ class _Population:
             self.optimizer.step()
             losses.append(loss.detach())
             outs.append(out.detach())
+        if len(losses) == 1:  # one batch: its mean is the epoch's
+            return {"loss": losses[0].double(), **(_scores(ys, outs[0]) if scored else {})}
         sizes = torch.tensor([b.shape[1] for b in outs], dtype=torch.float64, device=self.device)
         loss = (torch.stack(losses).double() * sizes[:, None]).sum(0) / sizes.sum()
-        return {"loss": loss, **_scores(ys, torch.cat(outs, dim=1))}
+        return {"loss": loss, **(_scores(ys, torch.cat(outs, dim=1)) if scored else {})}
 
-    def _test(self) -> dict[str, torch.Tensor]:
+    def _test(self, scored: bool = True) -> dict[str, torch.Tensor]:
         with torch.no_grad():
             out = self._forward(self.x_test.expand(len(self.alive), -1, -1), training=False)
         y = self.y_test.expand_as(out)
-        return {"loss": ((out - y) ** 2).double().mean(dim=(1, 2)), **_scores(y, out)}
+        loss = ((out - y) ** 2).double().mean(dim=(1, 2))
+        return {"loss": loss, **(_scores(y, out) if scored else {})}
 
     def _shuffled(self) -> tuple[torch.Tensor, torch.Tensor]:
         n = len(self.x)
@@ -198,6 +238,7 @@ class _Population:
         return self.x[order], self.y[order]
 
     def _forward(self, x: torch.Tensor, *, training: bool) -> torch.Tensor:
+        self.weights = self._views()  # fresh views for this step's graph
         act = _ACTIVATIONS[self.spec.activation]
         layers = _layer_slices(self.spec)
         for index, (w, b, bn) in enumerate(layers):
@@ -247,9 +288,9 @@ class _Population:
         self.alive = [self.alive[i] for i in keep]
         if not self.alive:
             return
-        self.weights = [w.detach()[index].requires_grad_() for w in self.weights]
+        self.flat = self.flat.detach()[index].requires_grad_()
         self.buffers = [b[index] for b in self.buffers]
-        self.optimizer.keep(index, self.weights)
+        self.optimizer.keep(index, [self.flat])
         self.dropout = self.dropout[index]
 
 

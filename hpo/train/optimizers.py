@@ -28,9 +28,11 @@ class StackedOptimizer:
         self.kinds = sorted(set(names))
         # The weights' own dtype: float64 weights (the float64 parity test) get float64 knobs.
         self.dtype = weights[0].dtype
+        # (models, 1, ...): one value per model, broadcast over each weight's other axes.
+        self.column_shape = (-1,) + (1,) * (weights[0].dim() - 1)
 
-        def column(values: list[float]) -> torch.Tensor:  # (models, 1, 1): broadcasts per model
-            return torch.tensor(values, dtype=self.dtype, device=device).view(-1, 1, 1)
+        def column(values: list[float]) -> torch.Tensor:
+            return torch.tensor(values, dtype=self.dtype, device=device).view(self.column_shape)
 
         self.masks = {k: column([float(n == k) for n in names]).bool() for k in self.kinds}
         self.weight_decay = column([float(p.get("weight_decay") or 0.0) for p in params])
@@ -42,7 +44,7 @@ class StackedOptimizer:
 
     def set_lr(self, lrs: torch.Tensor) -> None:
         """This epoch's learning rate of every model still training, in model-axis order."""
-        self.lr = lrs.to(self.dtype).view(-1, 1, 1)
+        self.lr = lrs.to(self.dtype).view(self.column_shape)
 
     def zero_grad(self) -> None:
         for weight in self.weights:

@@ -9,6 +9,7 @@ read from the stand-in is therefore the lr the one-at-a-time path trains with.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -16,6 +17,8 @@ import torch
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
 from search_spaces import build_scheduler
+
+_NOT_STEPPED = r"Detected call of `lr_scheduler.step\(\)` before `optimizer.step\(\)`"
 
 
 class Schedules:
@@ -26,6 +29,7 @@ class Schedules:
                            for p in params]
         self.schedulers = [build_scheduler(opt, p, epochs=epochs)
                            for opt, p in zip(self.optimizers, params, strict=True)]
+        self.any_plateau = any(isinstance(s, ReduceLROnPlateau) for s in self.schedulers)
 
     def lrs(self, members: Sequence[int]) -> list[float]:
         """The lr each of ``members`` trains with this epoch."""
@@ -33,12 +37,15 @@ class Schedules:
 
     def step(self, members: Sequence[int], losses: Mapping[int, float]) -> None:
         """End the epoch for ``members``; ``losses`` holds each one's test loss."""
-        for member in members:
-            scheduler = self.schedulers[member]
-            if scheduler is None:
-                continue
-            self.optimizers[member].step()  # no gradient: a no-op that keeps torch from warning
-            if isinstance(scheduler, ReduceLROnPlateau):
-                scheduler.step(losses[member])
-            else:
-                scheduler.step()
+        with warnings.catch_warnings():
+            # The stand-in optimizers never step (they have no gradient; stepping them cost
+            # 40 us per model-epoch), which torch's schedulers would warn about.
+            warnings.filterwarnings("ignore", message=_NOT_STEPPED, category=UserWarning)
+            for member in members:
+                scheduler = self.schedulers[member]
+                if scheduler is None:
+                    continue
+                if isinstance(scheduler, ReduceLROnPlateau):
+                    scheduler.step(losses[member])
+                else:
+                    scheduler.step()
