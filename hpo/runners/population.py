@@ -33,16 +33,18 @@ import contextlib
 import os
 import socket
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import optuna
 import torch
+from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
 from hpo.data import Fold
-from hpo.runners.faults import TrialTimeout
+from hpo.runners.faults import TrialTimeout, message_of, reason_of
 from hpo.runners.trials import OptunaReporter, call_space, fail_trial, run_trial
 from hpo.store.optuna_internals import heartbeat
 from hpo.study.config import Study
@@ -81,7 +83,9 @@ def run_batch(study: Study, optuna_study: optuna.Study, trials: Sequence[optuna.
         for group in groups.values():
             _run_one_group(context, group, force)
     except BaseException as error:  # Ctrl-C (or a bug): the batch's other trials are not
-        for entry in entries:        # left RUNNING, and interrupted ones run again
+        if reason_of(error) == "interrupted":  # left RUNNING, and interrupted ones run again
+            _interrupt(context, entries, error)
+        for entry in entries:
             _fail(context, entry, error)
         raise
     return [(entry.ended, str(entry.trial.user_attrs.get("error", "")))
@@ -109,8 +113,8 @@ def _run_one_group(context: _Context, group: list[_Entry], force: bool) -> None:
     if not batchable(context.study, [e.params for e in group], force):
         for entry in group:
             if not context.keep_going():  # orphaned: the trials not yet run run again later
-                _fail(context, entry, KeyboardInterrupt())
-                continue
+                _interrupt(context, group)
+                return
             entry.open = False  # run_trial tells the storage how it ended
             with heartbeat(context.optuna_study, entry.trial):
                 entry.ended = run_trial(context.study, context.optuna_study, entry.trial,
@@ -119,8 +123,7 @@ def _run_one_group(context: _Context, group: list[_Entry], force: bool) -> None:
     elif context.keep_going():
         _run_group(context, group)
     else:
-        for entry in group:
-            _fail(context, entry, KeyboardInterrupt())
+        _interrupt(context, group)
 
 
 class _Orphaned(Exception):
@@ -155,6 +158,28 @@ def _fail(context: _Context, entry: _Entry, error: BaseException) -> None:
                                  context.log)
 
 
+def _interrupt(context: _Context, entries: Sequence[_Entry],
+               error: BaseException | None = None) -> None:
+    """Fail the open ``entries`` as interrupted and queue each again with its params, as
+    `fail_trial` does one trial at a time, but with one copy of the study's trials for all:
+    its ``retry_with_same_params`` copies every trial per call, which for a population of
+    64 took seconds (an orphaned worker is meant to stop at once)."""
+    interrupted = [entry for entry in entries if entry.open]
+    if not interrupted:
+        return
+    message = message_of(error if error is not None else KeyboardInterrupt())
+    for entry in interrupted:
+        entry.reporter.record({"ended": "interrupted", "error": message})
+        context.optuna_study.tell(entry.trial, state=TrialState.FAIL)
+        entry.open, entry.ended = False, "interrupted"
+    by_number = {t.number: t for t in context.optuna_study.get_trials()}  # a copy: the
+    with warnings.catch_warnings():                                       # callback extends
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # its lists
+        retry = RetryHeartbeatStaleTrialCallback(max_retry=None)
+        for entry in interrupted:
+            retry(context.optuna_study, by_number[entry.trial.number])
+
+
 def _run_group(context: _Context, group: list[_Entry]) -> None:
     try:
         with contextlib.ExitStack() as beats:
@@ -175,8 +200,7 @@ def _run_group(context: _Context, group: list[_Entry]) -> None:
             else:
                 _train_folds(context, group, check)
     except _Orphaned:  # failed as interrupted: queued again with the same params
-        for entry in group:
-            _fail(context, entry, KeyboardInterrupt())
+        _interrupt(context, group)
     except Exception as error:  # a fault fails this population's open trials, as one trial
         failed = [entry for entry in group if entry.open]
         for entry in failed:
