@@ -39,6 +39,9 @@ class _Float64Part:
     def __init__(self, part: Any) -> None:
         self.x, self.y = part.x.astype(np.float64), part.y.astype(np.float64)
 
+    def __len__(self) -> int:
+        return len(self.x)
+
     def tensors(self, device: str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
         return torch.tensor(self.x, device=device), torch.tensor(self.y, device=device)
 
@@ -294,3 +297,30 @@ def test_scoring_only_the_last_epoch_trains_the_same_models() -> None:
         assert len(other.rows) == 1
         assert {k: v for k, v in other.rows[0].items() if k != "seconds"} == {
             k: v for k, v in one.rows[-1].items() if k != "seconds"}
+
+
+def test_folds_trained_side_by_side_match_fold_after_fold() -> None:
+    # k-fold CV as one more batch axis: the folds differ by a row, so each is padded and
+    # masked; in float64 every fold's curve must equal that fold trained alone.
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        folds = [dataclasses.replace(f, train=_Float64Part(f.train), test=_Float64Part(f.test))
+                 for f in prepare_folds(Mtcars(features=("wt", "hp"), target="mpg"),
+                                        cv_folds=3, standardize=True, seed=0)]
+        assert len({len(f.train) for f in folds}) > 1  # the padding is exercised
+        params = [{**_config(family, optimizer, seed=i), "batch_size": "full", "epochs": 30}
+                  for i, (family, optimizer) in enumerate(
+                      [("plateau", "adam"), ("cosine", "sgd"), ("step", "rmsprop")])]
+        together = train_population([p for p in params for _ in folds],
+                                    [f for _ in params for f in folds],
+                                    [s + k for s in (3, 4, 5) for k in range(3)])
+        for i, config in enumerate(params):
+            for k, fold in enumerate(folds):
+                (alone,) = train_population([config], fold, [3 + i + k])
+                batched = together[i * len(folds) + k]
+                for key in ("lr", "train_loss", "test_loss", "train_r2", "test_r2", "test_mse"):
+                    assert [r[key] for r in batched.rows] == pytest.approx(
+                        [r[key] for r in alone.rows], rel=1e-9, abs=1e-9), (config, k, key)
+    finally:
+        torch.set_default_dtype(default)

@@ -48,7 +48,13 @@ from hpo.runners.faults import TrialTimeout, message_of, reason_of
 from hpo.runners.trials import OptunaReporter, call_space, fail_trial, run_trial
 from hpo.store.optuna_internals import heartbeat
 from hpo.study.config import Study
-from hpo.train.batched import Member, batches_exactly, group_key, train_population
+from hpo.train.batched import (
+    Member,
+    batches_exactly,
+    folds_train_together,
+    group_key,
+    train_population,
+)
 from hpo.train.objective import REPORTED
 
 
@@ -252,13 +258,23 @@ def _finish(study: Study, entry: _Entry, member: Member) -> None:
 def _train_folds(context: _Context, group: list[_Entry], check: Callable[[], None]) -> None:
     rows: dict[int, list[dict[str, Any]]] = {i: [] for i in range(len(group))}
     alive, members = list(range(len(group))), {}
-    for number, fold in enumerate(context.folds, start=1):
-        # The one-at-a-time path checks the time limit inside epochs too; here each epoch.
-        trained = train_population(
-            [group[i].params for i in alive], fold,
-            [s + number for s in _seeds(context.study, [group[i] for i in alive])],
-            device=context.device, callback=lambda _epoch, _rows: check(),
-            every_epoch=context.study.score == "best")  # "final" reads the last epoch only
+    folds, seeds = context.folds, _seeds(context.study, group)
+    options: dict[str, Any] = {
+        "device": context.device, "callback": lambda _epoch, _rows: check(),
+        "every_epoch": context.study.score == "best"}  # "final" reads the last epoch only
+    # Without a pruner no trial stops between folds, so every fold trains at once (one more
+    # batch axis; the same models, seeds and scores as fold after fold).
+    together = context.study.pruner == "none" and folds_train_together(group[0].params, folds)
+    if together:
+        every = train_population(
+            [entry.params for entry in group for _ in folds], [f for _ in group for f in folds],
+            [seed + number for seed in seeds for number in range(1, len(folds) + 1)], **options)
+    for number, fold in enumerate(folds, start=1):
+        if together:
+            trained = [every[i * len(folds) + number - 1] for i in alive]
+        else:  # the time limit is checked each epoch (one at a time: also inside epochs)
+            trained = train_population([group[i].params for i in alive], fold,
+                                       [seeds[i] + number for i in alive], **options)
         for index, member in zip(list(alive), trained, strict=True):
             members[index] = member
             entry = group[index]

@@ -93,9 +93,23 @@ def population_spec(params: Mapping[str, Any], in_features: int) -> ModelSpec:
                      dropout=float(params.get("dropout") or 0.0))
 
 
+def folds_train_together(params: Mapping[str, Any], folds: Sequence[Fold]) -> bool:
+    """Whether a population may train models of different folds side by side.
+
+    Only full-batch training without batch norm: a fold's rows are then one batch, padded to
+    the largest fold's and masked out of the loss and scores (the folds of k-fold CV differ
+    by a row). Mini-batches would need each fold's own batch boundaries, and batch norm's
+    statistics would see the padding.
+    """
+    if len(folds) < 2 or (int(params["hidden_layers"]) > 0 and bool(params.get("batch_norm"))):
+        return False
+    size = params["batch_size"]
+    return size == "full" or all(int(size) >= len(fold.train) for fold in folds)
+
+
 def train_population(
     params: Sequence[Mapping[str, Any]],
-    fold: Fold,
+    fold: Fold | Sequence[Fold],
     seeds: Sequence[int],
     *,
     device: str | torch.device = "cpu",
@@ -103,6 +117,9 @@ def train_population(
     every_epoch: bool = True,
 ) -> list[Member]:
     """Train every params dict of one group on ``fold`` at once; score on ``fold.test``.
+
+    ``fold`` may instead be one fold per params dict (k-fold CV as one more batch axis), if
+    `folds_train_together` allows it.
 
     Each epoch is the one-at-a-time loop's: train on every batch, score the training
     predictions, test in eval mode, step each schedule (plateau with its test loss), then
@@ -128,8 +145,10 @@ def train_population(
 class _Population:
     """The stacked weights, optimizer state, schedules and data of the models still training."""
 
-    def __init__(self, params: Sequence[Mapping[str, Any]], fold: Fold, seeds: Sequence[int],
-                 device: torch.device, every_epoch: bool = True) -> None:
+    def __init__(self, params: Sequence[Mapping[str, Any]], fold: Fold | Sequence[Fold],
+                 seeds: Sequence[int], device: torch.device, every_epoch: bool = True) -> None:
+        folds = [fold] * len(params) if isinstance(fold, Fold) else list(fold)
+        fold = folds[0]
         in_features = fold.train.x.shape[1]
         keys = {group_key(p, in_features) for p in params}
         if len(keys) != 1:
@@ -151,10 +170,22 @@ class _Population:
         self.dropout = torch.tensor([float(p.get("dropout") or 0.0) for p in params],
                                     dtype=self.flat.dtype, device=device).view(-1, 1, 1)
         self.any_dropout = bool(self.dropout.any())
-        self.x, self.y = fold.train.tensors(device)
-        self.x_test, self.y_test = fold.test.tensors(device)
+        parts = list({id(f): f for f in folds}.values())
+        # Several folds: (folds, most rows, ...) padded data, and each model's fold index.
+        self.part: torch.Tensor | None = None
+        if len(parts) == 1:
+            self.x, self.y = fold.train.tensors(device)
+            self.x_test, self.y_test = fold.test.tensors(device)
+        else:
+            if not folds_train_together(params[0], parts):
+                raise ValueError("Models of different folds train together only full-batch "
+                                 "and without batch norm (folds_train_together).")
+            self.x, self.y, self.mask = _padded([f.train for f in parts], device)
+            self.x_test, self.y_test, self.mask_test = _padded([f.test for f in parts], device)
+            where = {id(f): i for i, f in enumerate(parts)}
+            self.part = torch.tensor([where[id(f)] for f in folds], device=device)
         size = params[0]["batch_size"]
-        self.batch_size = len(self.x) if size == "full" else int(size)
+        self.batch_size = self.x.shape[-2] if size == "full" else int(size)
         self.generators = [torch.Generator().manual_seed(s) for s in seeds]
         self.every_epoch, self.epochs = every_epoch, int(params[0]["epochs"])
         self.lrs: list[float] = []
@@ -209,26 +240,45 @@ class _Population:
         for xb, yb in zip(xs.split(self.batch_size, 1), ys.split(self.batch_size, 1),
                           strict=True):
             out = self._forward(xb, training=True)  # (models, batch, out)
-            loss = ((out - yb) ** 2).mean(dim=(1, 2))  # (models,)
+            loss = self._mse(out, yb, self.mask if self.part is not None else None)
             self.optimizer.zero_grad()
             loss.sum().backward()  # models share no weight: each gets its own gradient
             self.optimizer.step()
             losses.append(loss.detach())
             outs.append(out.detach())
         if len(losses) == 1:  # one batch: its mean is the epoch's
-            return {"loss": losses[0].double(), **(_scores(ys, outs[0]) if scored else {})}
+            mask = self.mask[self.part] if self.part is not None else None
+            return {"loss": losses[0].double(),
+                    **(_scores(ys, outs[0], mask) if scored else {})}
         sizes = torch.tensor([b.shape[1] for b in outs], dtype=torch.float64, device=self.device)
         loss = (torch.stack(losses).double() * sizes[:, None]).sum(0) / sizes.sum()
         return {"loss": loss, **(_scores(ys, torch.cat(outs, dim=1)) if scored else {})}
 
     def _test(self, scored: bool = True) -> dict[str, torch.Tensor]:
+        if self.part is not None:
+            x, y = self.x_test[self.part], self.y_test[self.part]
+            with torch.no_grad():
+                out = self._forward(x, training=False)
+            mask = self.mask_test[self.part]
+            loss = self._mse(out, y, self.mask_test).double()  # float32 squares, as below
+            return {"loss": loss, **(_scores(y, out, mask) if scored else {})}
         with torch.no_grad():
             out = self._forward(self.x_test.expand(len(self.alive), -1, -1), training=False)
         y = self.y_test.expand_as(out)
         loss = ((out - y) ** 2).double().mean(dim=(1, 2))
         return {"loss": loss, **(_scores(y, out) if scored else {})}
 
+    def _mse(self, out: torch.Tensor, y: torch.Tensor, masks: torch.Tensor | None) -> torch.Tensor:
+        """Each model's mean squared error over its own fold's rows: ``(models,)``."""
+        if masks is None or self.part is None:
+            return ((out - y) ** 2).mean(dim=(1, 2))
+        mask = masks[self.part]  # (models, rows, 1): True on the model's fold's real rows
+        squares = torch.where(mask, (out - y) ** 2, 0.0)
+        return squares.sum(dim=(1, 2)) / (mask.sum(dim=(1, 2)) * out.shape[2])
+
     def _shuffled(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.part is not None:  # one full batch per fold: not shuffled
+            return self.x[self.part], self.y[self.part]
         n = len(self.x)
         if self.batch_size >= n:  # one full batch is not shuffled, as InMemoryBatches does
             shape = (len(self.alive), -1, -1)
@@ -291,6 +341,8 @@ class _Population:
         self.flat = self.flat.detach()[index].requires_grad_()
         self.buffers = [b[index] for b in self.buffers]
         self.optimizer.keep(index, [self.flat])
+        if self.part is not None:
+            self.part = self.part[index]
         self.dropout = self.dropout[index]
 
 
@@ -331,13 +383,39 @@ def _stack_models(spec: ModelSpec, members: list[Member],
     return weights, stacked
 
 
-def _scores(y: torch.Tensor, out: torch.Tensor) -> dict[str, torch.Tensor]:
-    """MSE and R² per model, in float64 as `hpo.train.metrics` computes them."""
+def _scores(y: torch.Tensor, out: torch.Tensor,
+            mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """MSE and R² per model, in float64 as `hpo.train.metrics` computes them; with ``mask``
+    (``(models, rows, 1)``) over each model's real rows only."""
     true, pred = y.reshape(len(y), -1).double(), out.detach().reshape(len(out), -1).double()
-    residual = ((true - pred) ** 2).sum(1)
-    total = ((true - true.mean(1, keepdim=True)) ** 2).sum(1)
+    if mask is None:
+        residual = ((true - pred) ** 2).sum(1)
+        total = ((true - true.mean(1, keepdim=True)) ** 2).sum(1)
+        count = torch.full_like(residual, true.shape[1])
+    else:
+        real = mask.expand(*out.shape).reshape(len(out), -1)
+        count = real.sum(1).double()
+        residual = torch.where(real, (true - pred) ** 2, 0.0).sum(1)
+        mean = torch.where(real, true, 0.0).sum(1, keepdim=True) / count[:, None]
+        total = torch.where(real, (true - mean) ** 2, 0.0).sum(1)
     r2 = torch.where(total == 0, (residual == 0).double(), 1.0 - residual / total)
-    return {"mse": residual / true.shape[1], "r2": r2}
+    return {"mse": residual / count, "r2": r2}
+
+
+def _padded(parts: Sequence[Any], device: torch.device
+            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Each part's x and y, zero-padded to the most rows: ``(parts, rows, ...)``, and the
+    mask of real rows, ``(parts, rows, 1)``."""
+    tensors = [part.tensors(device) for part in parts]
+    rows = max(len(x) for x, _ in tensors)
+    x = torch.zeros(len(parts), rows, tensors[0][0].shape[1], dtype=tensors[0][0].dtype,
+                    device=device)
+    y = torch.zeros(len(parts), rows, tensors[0][1].shape[1], dtype=tensors[0][1].dtype,
+                    device=device)
+    mask = torch.zeros(len(parts), rows, 1, dtype=torch.bool, device=device)
+    for i, (xi, yi) in enumerate(tensors):
+        x[i, :len(xi)], y[i, :len(yi)], mask[i, :len(xi)] = xi, yi, True
+    return x, y, mask
 
 
 def _rows(epoch: int, members: list[int], lrs: list[float], train: dict[str, torch.Tensor],
