@@ -196,6 +196,7 @@ def grid(args: argparse.Namespace) -> None:
     data = Mtcars(features=("wt",), target="mpg").load()
     x, y = data.x.astype(np.float32), data.y.astype(np.float32)
     lrs, epochs = [0.02, 0.05, 0.08], [10, 200, 500]
+    ratios = []
     for repeat in range(args.repeats):
         net = NeuralNetRegressor(nn.Linear, module__in_features=1, module__out_features=1,
                                  optimizer=torch.optim.SGD, train_split=None, verbose=0)
@@ -208,6 +209,9 @@ def grid(args: argparse.Namespace) -> None:
         print(f"grid #{repeat}: skorch {sk_s:.2f} s best CV R² {search.best_score_:.4f} "
               f"{search.best_params_} | hpo {hpo_s:.2f} s best CV R² {result.best_value:.4f} "
               f"{result.best_params} | {sk_s / hpo_s:.1f}x")
+        ratios.append(sk_s / hpo_s)
+    print(f"grid: median of {len(ratios)} repeats {statistics.median(ratios):.1f}x "
+          f"(min {min(ratios):.1f}x, max {max(ratios):.1f}x)")
 
 
 def diabetes(args: argparse.Namespace) -> None:

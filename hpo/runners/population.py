@@ -23,8 +23,11 @@ each again with its params, and stops. ``--trial-timeout`` is checked after ever
 against the population's wall time (its trials run at once): past it, the open trials fail
 as ``timeout``. Every trial of a running population beats its heartbeat (RDB storages).
 
-With k cross-validation folds the folds run one after another, each fold one population;
-after each fold every trial reports its running mean R² (step = fold), as one at a time.
+With k cross-validation folds, and no pruner that could stop a trial between folds, the
+k folds of every trial of a full-batch group train side by side as one population
+(`hpo.train.batched.folds_train_together`); otherwise the folds run one after another,
+each fold one population. Either way every trial then reports its running mean R² after
+each fold (step = fold), as one at a time.
 """
 
 from __future__ import annotations
