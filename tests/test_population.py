@@ -177,6 +177,13 @@ def test_the_runner_prunes_and_records_each_trial(tmp_path: Path) -> None:
             assert math.isfinite(trial.user_attrs["seconds"])
 
 
+def test_population_mode_is_refused_with_the_ray_runner(tmp_path: Path) -> None:
+    study = load_from_file(write_study(tmp_path), "tiny")
+    with pytest.raises(ConfigError, match="--mode population"):
+        run(study, RunOptions(storage=str(tmp_path / "s.journal"), runner="ray",
+                              mode="population", progress=False))
+
+
 @pytest.mark.parametrize(("field", "value", "match"), [
     ("mode", "fast", "`mode` must be one of"),
     ("population_size", 0, "population_size >= 1"),
