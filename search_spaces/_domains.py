@@ -15,6 +15,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 
 from search_spaces._spec import Spec, refuse_collection
 from search_spaces.errors import SpaceError
+from search_spaces.values import is_int, is_number
 
 
 class Domain(NamedTuple):
@@ -22,11 +23,6 @@ class Domain(NamedTuple):
 
     accepts: Callable[[Any], bool]
     expected: str
-
-
-def is_int(value: object) -> bool:
-    """Whether ``value`` is an int and not a bool (``True`` is an int to Python)."""
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def ints(minimum: int) -> Domain:
@@ -40,7 +36,7 @@ def reals(
     """Numbers between ``low`` and ``high``; an ``_open`` end excludes that bound."""
 
     def accepts(v: Any) -> bool:
-        if isinstance(v, bool) or not isinstance(v, int | float) or math.isnan(v):
+        if not is_number(v) or math.isnan(v):
             return False
         above = v > low if low_open else v >= low
         below = v < high if high_open or math.isinf(high) else v <= high

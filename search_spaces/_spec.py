@@ -23,6 +23,7 @@ from optuna.distributions import (
 from optuna.trial import BaseTrial
 
 from search_spaces.errors import SpaceError
+from search_spaces.values import is_int, is_number
 
 Distribution: TypeAlias = FloatDistribution | IntDistribution | CategoricalDistribution
 # Anything that is not a Distribution is a fixed value; `Any` says so honestly.
@@ -64,7 +65,7 @@ def Int(low: int, high: int, *, log: bool = False, step: int = 1) -> IntDistribu
     IntDistribution(high=4, log=False, low=1, step=1)
     """
     for name, value in (("low", low), ("high", high), ("step", step)):
-        if not _is_int(value):
+        if not is_int(value):
             raise SpaceError(
                 name, f"`{name}` must be an int, but got {value!r}; use Float for reals."
             )
@@ -151,13 +152,8 @@ def refuse_collection(name: str, spec: Spec) -> None:
         )
 
 
-def _is_int(value: object) -> bool:
-    # bool is an int subclass, but True as a bound or step is always a slip.
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _check_number(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if not is_number(value) or not math.isfinite(value):
         raise SpaceError(
             name, f"`{name}` must be a finite number, but got {value!r}; pass a number."
         )

@@ -28,10 +28,11 @@ from optuna.trial import BaseTrial
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
-from search_spaces._domains import check_all, check_keys, is_int
+from search_spaces._domains import check_all, check_keys
 from search_spaces._families import FAMILY_TABLE, LR, Family, Scheduler
 from search_spaces._spec import Choice, Spec, is_searched, suggest
 from search_spaces.errors import SpaceError
+from search_spaces.values import is_int
 
 FAMILIES: tuple[str, ...] = tuple(FAMILY_TABLE)
 _LAB_FAMILIES = ("exponential", "step", "cosine")

@@ -6,8 +6,9 @@ from typing import Any
 
 from optuna.trial import BaseTrial
 
-from search_spaces._domains import Domain, check_all, ints, is_int
+from search_spaces._domains import Domain, check_all, ints
 from search_spaces._spec import Choice, Int, Spec, suggest
+from search_spaces.values import is_int
 
 _BATCH_SIZE = Choice([16, 32, 64, 128, "full"])  # "full": one batch of the whole train set
 _EPOCHS = Int(10, 100)

@@ -47,6 +47,16 @@ def test_run_prints_leaderboard_and_dashboard_line(
     assert "tiny" in listing and "3" in listing
 
 
+def test_a_grid_study_run_with_another_sampler_searches_its_space(
+    in_tmp: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_study(in_tmp, sampler="grid", epochs=2, extra=', grid={"lr": [0.001, 0.1]}')
+    assert main(["run", str(path), "--no-progress", "--sampler", "random",
+                 "--n-trials", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "== tiny: 3 complete" in out  # three trials of the space, not the grid's two
+
+
 def test_flags_override_the_study_and_study_name_renames(
     in_tmp: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -223,3 +233,20 @@ def test_the_printed_dashboard_line_shows_studies_and_intermediate_r2(
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+@pytest.mark.parametrize(("argv", "heavy"), [
+    (["--help"], ("torch", "optuna", "pandas", "ray")),
+    (["list", "--storage", "nothing-here.journal"], ("torch", "ray")),
+])
+def test_help_and_list_import_no_heavy_library(
+    tmp_path: Path, argv: list[str], heavy: tuple[str, ...]
+) -> None:
+    """`hpo --help` and `hpo list` answer at once: torch alone takes seconds to import."""
+    probe = ("import sys\nfrom hpo.cli import main\n"
+             f"try:\n    main({argv!r})\nexcept SystemExit:\n    pass\n"
+             f"print(sorted(m for m in {heavy!r} if m in sys.modules))\n")
+    done = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True,
+                          text=True, env={"PYTHONPATH": str(Path(__file__).parents[1]),
+                                          "PATH": "/usr/bin:/bin"}, timeout=120)
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout + done.stderr

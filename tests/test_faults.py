@@ -21,7 +21,7 @@ from optuna.trial import TrialState
 import hpo.runners.trials as trials_module
 from hpo.cli import main
 from hpo.errors import ConfigError
-from hpo.runners.faults import RepeatGuard
+from hpo.runners.faults import RepeatGuard, TrialTimeout, time_limit
 from hpo.runners.optuna_runner import RunOptions, run
 from hpo.store.summary import failure_summary, finished_count
 from hpo.study.file import load_from_file
@@ -73,8 +73,24 @@ def test_a_trial_past_its_time_limit_fails_and_the_next_one_runs(tmp_path: Path)
     done = run(study, RunOptions(storage=str(tmp_path / "s.journal"), trial_timeout=0.5,
                                  **QUIET))
     assert time.monotonic() - started < 30
-    assert [t.user_attrs.get("ended") for t in done.trials] == ["timeout", "timeout"]
+    assert [t.user_attrs.get("ended") for t in done.trials] == ["timeout", "timeout"], [
+        t.user_attrs.get("error") for t in done.trials]
     assert [t.state for t in done.trials] == [TrialState.FAIL] * 2
+
+
+def test_a_time_limit_waits_for_a_storage_call_to_return() -> None:
+    """The alarm fires during a (fake) storage call: the call ends whole, and the timeout
+    is raised in the trial's own code right after it."""
+    storage_code: dict[str, Any] = {"__name__": "optuna.storages.fake", "time": time}
+    exec("def write(seconds):\n    end = time.monotonic() + seconds\n"
+         "    while time.monotonic() < end:\n        pass\n    return 'written'\n",
+         storage_code)
+    results = []
+    with pytest.raises(TrialTimeout), time_limit(0.02):
+        results.append(storage_code["write"](0.3))
+        while True:  # the trial's own code: the deferred alarm lands here
+            time.sleep(0.001)
+    assert results == ["written"]
 
 
 def test_the_same_error_in_every_trial_stops_the_run_once(

@@ -132,3 +132,31 @@ def test_kill_battery(tmp_path: Path, sampler: str) -> None:
                           timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert done.returncode == 0, done.stderr
     _check_exact(storage, asked, asked if sampler == "grid" else None)
+
+
+def _loading_torch(pid: int) -> bool:
+    try:
+        return "libtorch" in Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+def test_a_worker_ignores_ctrl_c_while_it_starts(tmp_path: Path) -> None:
+    """Ctrl-C reaches every process of the terminal's group, and a worker still importing
+    torch would die of it with a traceback. Sent to a starting worker alone, it is ignored
+    (the main process, which gets it too in a terminal, stops the run): the run ends well."""
+    path = write_study(tmp_path, n_trials=4, epochs=5)
+    storage = str(tmp_path / "s.journal")
+    process = subprocess.Popen(_command(path, storage), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "PYTHONPATH": str(ROOT)})
+    deadline, starting = time.monotonic() + 120, []
+    while time.monotonic() < deadline and not starting:
+        starting = [pid for pid in worker_pids(process.pid) if _loading_torch(pid)]
+        time.sleep(0.005)
+    os.kill(starting[0], signal.SIGINT)
+    _, err = process.communicate(timeout=300)
+    assert "Traceback" not in err, err
+    assert process.returncode == 0, err
+    assert len(counted_trials(_trials(storage, "tiny"))) == 4

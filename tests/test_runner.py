@@ -20,7 +20,7 @@ from hpo import ConfigError, DeviceError, Study
 from hpo.runners.devices import plan_workers, resolve_devices
 from hpo.runners.optuna_runner import RunOptions, run
 from hpo.store.storage import open_storage
-from hpo.study.config import PRUNERS, SAMPLERS
+from hpo.study.algorithms import PRUNERS, SAMPLERS
 from hpo.study.file import load_from_file
 from tests.conftest import write_study
 

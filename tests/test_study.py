@@ -35,6 +35,12 @@ def _space(trial: Any) -> dict[str, Any]:
         ("n_trials", True, "`n_trials` must be a positive integer"),
         ("timeout", 0, "`timeout` must be a positive number"),
         ("seed", -1, "`seed` must be a non-negative integer"),
+        ("timeout", "60", "`timeout` must be a positive number"),
+        ("cv_folds", True, "`cv_folds` must be an integer >= 2"),
+        ("data", "cars.csv", r"`data` must be LabData\(\), Mtcars\(...\) or CsvData\(...\), "
+                             "but got str"),
+        ("standardize", "yes", "`standardize` must be True or False, but got 'yes'"),
+        ("grid", {"lr": [0.1]}, "`grid` is given but the sampler is 'tpe', which would ignore"),
     ],
 )
 def test_every_field_is_validated(field: str, value: object, match: str) -> None:

@@ -25,7 +25,8 @@ from hpo.store.summary import (
     failure_summary,
     state_counts,
 )
-from hpo.study.config import PRUNERS, RAY_PRUNERS, SAMPLERS, Study
+from hpo.study.algorithms import PRUNERS, RAY_PRUNERS, SAMPLERS
+from hpo.study.config import Study
 from hpo.study.file import load_studies, select_studies
 
 EPILOG = """\
@@ -45,7 +46,9 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("study_file", help="a .py file defining STUDY or STUDIES")
     parser.add_argument("--study-name", help="with several studies in the file: run only this "
                         "one; with one: store it under this name")
-    parser.add_argument("--sampler", choices=SAMPLERS, help="override the study's sampler")
+    parser.add_argument("--sampler", choices=SAMPLERS,
+                        help="override the study's sampler (a grid study searched by another "
+                        "sampler searches its space and ignores its grid)")
     parser.add_argument("--pruner", choices=PRUNERS + RAY_PRUNERS,
                         help="override the study's pruner (asha: --runner ray only)")
     parser.add_argument("--n-trials", type=positive_int, help="finished trials the study "
@@ -117,6 +120,8 @@ def _chosen_studies(args: argparse.Namespace) -> list[Study]:
         ("sampler", args.sampler), ("pruner", args.pruner), ("n_trials", args.n_trials),
         ("timeout", args.timeout), ("seed", args.seed),
         ("name", args.study_name if len(studies) == 1 else None)) if value is not None}
+    if args.sampler not in (None, "grid"):
+        overrides["grid"] = None  # searched with another sampler, a grid study is a space
     return [study.replace(**overrides) for study in studies]
 
 

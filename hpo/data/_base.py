@@ -60,6 +60,7 @@ class RegressionData:
         """The rows at ``indices``, in that order.
 
         Example:
+            >>> data = RegressionData(np.arange(3.0), np.arange(3.0) * 2, ("x",), "y")
             >>> data.subset([2, 0]).y.ravel().tolist()
             [4.0, 0.0]
         """
@@ -70,6 +71,7 @@ class RegressionData:
         """``(x, y)`` as float32 tensors on ``device``, copies that the caller may modify.
 
         Example:
+            >>> data = RegressionData(np.arange(3.0), np.arange(3.0) * 2, ("x",), "y")
             >>> x, y = data.tensors()
             >>> tuple(x.shape), x.dtype
             ((3, 1), torch.float32)
@@ -79,10 +81,12 @@ class RegressionData:
 
 @runtime_checkable
 class DataSource(Protocol):
-    """Anything that loads a `RegressionData`: `LabData`, `Mtcars`, `CsvData`, or your own.
+    """What the three built-in sources, `LabData`, `Mtcars` and `CsvData`, have in common.
 
     Sources are small frozen dataclasses, so a study can pickle them to worker processes and
-    each worker loads the data itself.
+    each worker loads the data itself. A study accepts only these three: the storage records
+    a source by its type and fields so that reports and exports rebuild the same rows, which
+    an arbitrary object would not allow. Other data goes through a CSV file and `CsvData`.
     """
 
     def load(self) -> RegressionData:

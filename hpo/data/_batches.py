@@ -11,6 +11,7 @@ from torch.utils.data import Dataset
 
 from hpo.data._base import RegressionData
 from hpo.errors import ConfigError, DataError
+from search_spaces.values import is_int
 
 
 class RegressionDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
@@ -20,6 +21,8 @@ class RegressionDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
     ``DataLoader`` as the lab does; `InMemoryBatches` gives the same batches much faster.
 
     Example:
+        >>> from torch.utils.data import DataLoader
+        >>> from hpo.data import LabData
         >>> dataset = RegressionDataset(LabData().load())
         >>> loader = DataLoader(dataset, batch_size=64, shuffle=True)
         >>> x, y = dataset[0]
@@ -50,6 +53,8 @@ class InMemoryBatches:
     each batch from single samples in Python. ``batch_size=None`` gives one full batch.
 
     Example:
+        >>> from hpo.data import LabData, train_test_split
+        >>> train, _ = train_test_split(LabData().load(), test_size=0.3, seed=0)
         >>> x, y = train.tensors()
         >>> batches = InMemoryBatches(x, y, batch_size=64, seed=0)
         >>> len(batches)  # 700 rows
@@ -67,7 +72,7 @@ class InMemoryBatches:
         seed: int = 0,
     ) -> None:
         if batch_size is not None and (
-            isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
+            not is_int(batch_size) or batch_size < 1
         ):
             raise ConfigError(
                 f"`batch_size >= 1` must hold, but got {batch_size=!r}; "

@@ -8,6 +8,7 @@ import numpy as np
 
 from hpo.data._base import RegressionData
 from hpo.errors import ConfigError
+from search_spaces.values import is_int
 
 # x stays on a unit-scaled interval so the lab's networks need no standardization.
 X_LOW, X_HIGH = -2.0, 2.0
@@ -48,11 +49,11 @@ class LabData:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if isinstance(self.n, bool) or not isinstance(self.n, int) or self.n < 4:
+        if not is_int(self.n) or self.n < 4:
             raise ConfigError(
                 f"`n >= 4` must hold for LabData, but got n={self.n!r}; ask for more points."
             )
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+        if not is_int(self.seed):
             raise ConfigError(f"`seed` must be an int, but got seed={self.seed!r}.")
 
     def load(self) -> RegressionData:

@@ -6,6 +6,7 @@ import numpy as np
 
 from hpo.data._base import RegressionData
 from hpo.errors import ConfigError, DataError
+from search_spaces.values import is_int, is_number
 
 
 def train_test_split(
@@ -14,11 +15,12 @@ def train_test_split(
     """Shuffle the rows with ``seed`` and split off ``round(test_size * n)`` of them for testing.
 
     Example:
+        >>> from hpo.data import LabData
         >>> train, test = train_test_split(LabData().load(), test_size=0.3, seed=0)
         >>> len(train), len(test)
         (700, 300)
     """
-    if isinstance(test_size, bool) or not 0.0 < test_size < 1.0:
+    if not is_number(test_size) or not 0.0 < test_size < 1.0:
         raise ConfigError(
             f"`0 < test_size < 1` must hold, but got {test_size=!r}; pass e.g. test_size=0.3."
         )
@@ -38,11 +40,12 @@ def kfold_splits(
     """``k`` (train, test) pairs; every row is in exactly one test fold (rows shuffled by seed).
 
     Example:
+        >>> from hpo.data import Mtcars
         >>> folds = kfold_splits(Mtcars().load(), k=3, seed=0)
         >>> [len(test) for _, test in folds]
         [11, 11, 10]
     """
-    if isinstance(k, bool) or not isinstance(k, int) or not 2 <= k <= len(data):
+    if not is_int(k) or not 2 <= k <= len(data):
         raise ConfigError(
             f"`2 <= k <= len(data)` must hold, but got {k=!r} with {len(data)} rows; pass e.g. k=3."
         )
@@ -60,8 +63,12 @@ class Standardizer:
     The target is left alone; a constant feature is only centred, not divided by zero.
 
     Example:
+        >>> from hpo.data import Mtcars
+        >>> train, test = train_test_split(Mtcars().load(), test_size=0.3, seed=0)
         >>> scaler = Standardizer().fit(train)
         >>> train, test = scaler.transform(train), scaler.transform(test)
+        >>> train.x.mean(axis=0).round(6).tolist() == [0.0] * train.n_features
+        True
     """
 
     def __init__(self) -> None:

@@ -50,6 +50,7 @@ from hpo.results.markdown import table as markdown_table
 from hpo.results.tables import load_study, trial_params
 from hpo.results.verdict import Candidate, family_verdict, score_candidates
 from hpo.store.record import RECORD_ATTR, held_out_share, score_label
+from search_spaces.values import is_int
 
 COLUMNS = ("family", "study", "manual_configs", "best_manual", "best_manual_who",
            "best_manual_r2", "best_manual_sd", "best_auto_r2", "best_auto_trial", "trials_auto",
@@ -76,7 +77,7 @@ def compare(
     the study scored trials on); ``frame.attrs["test"]`` one row per config or trial scored
     on the held-out test part (``scores``: one R² per seed 0 … seeds-1).
     """
-    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+    if not is_int(seeds) or seeds < 1:
         raise ConfigError(f"`seeds` must be an int >= 1, but got {seeds!r}; pass e.g. 3.")
     configs = load_manual(manual_path)
     studies = [load_study(name, storage) for name in study_names]

@@ -5,6 +5,12 @@ and returns a ``Dashboard`` that a script or a test can run in a background thre
 The dashboard shows every study in the storage, their intermediate R² curves and the trial
 attributes hpo stores (family, n_params, seconds, device, seed, ended…).
 
+Why not ``optuna_dashboard.run_server``: it blocks with no way to stop it from another
+thread (tests and scripts need that), cannot listen on port 0 and tell which port it got,
+serves one request at a time through Bottle's wsgiref server (a browser's open connection
+stalls the next request), logs every API poll, and ends in a traceback on a busy port. It
+serves the same app, ``optuna_dashboard.wsgi``, which this module uses as is.
+
 Example:
     >>> serve("hpo.journal", port=8080)                        # doctest: +SKIP
     >>> with open_dashboard("hpo.journal", port=0) as dashboard:   # doctest: +SKIP

@@ -45,9 +45,9 @@ from optuna.trial import FrozenTrial, TrialState
 
 from hpo.data import Fold
 from hpo.errors import ConfigError
-from hpo.store.record import folds_from_record, stored_record
+from hpo.store.record import comparable_part, folds_from_record, stored_record
 from hpo.store.storage import open_storage
-from hpo.train.objective import TrialDiverged, check_params, evaluate
+from hpo.train.objective import REQUIRED_PARAMS, TrialDiverged, check_params, evaluate
 from hpo.train.reporter import MemoryReporter
 from search_spaces import (
     FAMILIES,
@@ -69,8 +69,6 @@ TOP_KEYS = ("defaults", "configs")
 _APPLIES = {"momentum": "it needs optimizer sgd or rmsprop",
             "nesterov": "it needs optimizer sgd with momentum > 0"}
 MANUAL_SUFFIX = "-manual"  # the manual study of homework.toml is "homework-manual"
-# What makes two runs of one config comparable: the same data, split and scoring.
-_FOLD_KEYS = ("data", "test_size", "cv_folds", "standardize", "seed", "score")
 
 
 @dataclass(frozen=True)
@@ -172,9 +170,11 @@ def _defaults_for(defaults: Mapping[str, Any], family: str) -> dict[str, Any]:
 
 
 def _check_required(merged: Mapping[str, Any], family: str, where: str) -> None:
-    required = ["hidden_layers", "optimizer", "lr", "batch_size", "epochs", *family_keys(family)]
+    # What the objective requires, with the schedule spelled as the family's own keys.
+    required = [key for key in REQUIRED_PARAMS if key != "scheduler"]
     if merged.get("hidden_layers") != 0:  # linear regression has no width or activation
         required[1:1] = ["width", "activation"]
+    required += family_keys(family)
     missing = [key for key in required if key not in merged]
     if missing:
         raise ConfigError(f"{where}: the field `{missing[0]}` is missing (needed: "
@@ -236,7 +236,7 @@ class Baseline:
     @property
     def folds_key(self) -> dict[str, Any]:
         """What the folds were made from; stored with each manual trial."""
-        return {key: self.record.get(key) for key in _FOLD_KEYS}
+        return comparable_part(self.record)
 
 
 def manual_study_name(path: str | Path) -> str:

@@ -1,5 +1,10 @@
 """Reading stored studies back: tables of trials, the leaderboard, a trial's per-epoch history.
 
+Not ``optuna.Study.trials_dataframe``: its ``params_*`` columns hold only the suggested
+params (a trial's fixed ones and its schedule's settings are in the params the objective
+trained with), and it gives a pruned trial its last R² as ``value``, which a table would
+pass off as a final score.
+
 Example:
     >>> study = load_study("lr-cosine", "hpo.journal")      # doctest: +SKIP
     >>> leaderboard(study, top=5)                           # doctest: +SKIP

@@ -17,7 +17,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from hpo.train.reporter import PRUNING_METRIC
 
-# Rungs at 3, 9, 27, 81... epochs, the same warm-up as the Optuna pruners (samplers.py);
+# Rungs at 3, 9, 27, 81... epochs, the same warm-up as the Optuna pruners (hpo.study.algorithms);
 # max_t is far past any study's epochs, so a trial that reaches its last epoch completes.
 GRACE_EPOCHS = 3
 REDUCTION_FACTOR = 3

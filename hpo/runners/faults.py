@@ -26,6 +26,7 @@ import time
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 
 import torch
 
@@ -110,9 +111,31 @@ class RepeatGuard:
         self.succeeded = True
 
 
+# Code an alarm must not interrupt: an exception raised inside a storage call can leave a
+# lock file behind or turn into another error (measured: the journal's lock release turned
+# it into FileNotFoundError, so the trial was recorded as "error", not "timeout").
+_STORAGE_PACKAGES = frozenset({"optuna", "sqlalchemy", "sqlite3", "psycopg", "psycopg2"})
+_STORAGE_MODULE_PREFIX = "hpo.store"
+_ALARM_RETRY_SECONDS = 0.01
+
+
+def in_storage_call(frame: FrameType | None) -> bool:
+    """Whether ``frame`` or one of its callers runs storage code (Optuna, SQLAlchemy, a
+    database driver, ``hpo.store``)."""
+    while frame is not None:
+        module = str(frame.f_globals.get("__name__", ""))
+        if module.split(".")[0] in _STORAGE_PACKAGES or module.startswith(_STORAGE_MODULE_PREFIX):
+            return True
+        frame = frame.f_back
+    return False
+
+
 @contextlib.contextmanager
 def time_limit(seconds: float | None) -> Iterator[None]:
     """Raise TrialTimeout in this thread once ``seconds`` have passed (SIGALRM).
+
+    The alarm waits for a storage call under way to return (see ``in_storage_call``), so
+    the trial's records stay whole and its end is told as "timeout".
 
     Only the main thread of a process receives signals; elsewhere (a runner driving trials
     from a thread) the limit is not enforced here and the reporter's per-epoch check is.
@@ -121,7 +144,10 @@ def time_limit(seconds: float | None) -> Iterator[None]:
         yield
         return
 
-    def expire(*_: object) -> None:
+    def expire(_signum: int, frame: FrameType | None) -> None:
+        if in_storage_call(frame):
+            signal.setitimer(signal.ITIMER_REAL, _ALARM_RETRY_SECONDS)
+            return
         raise TrialTimeout(f"the trial ran past --trial-timeout {seconds:g} s")
 
     previous = signal.signal(signal.SIGALRM, expire)
@@ -131,6 +157,26 @@ def time_limit(seconds: float | None) -> Iterator[None]:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+@contextlib.contextmanager
+def children_ignore_interrupts() -> Iterator[None]:
+    """Start a child process here that ignores Ctrl-C until it installs ``deferred_stop``.
+
+    Ctrl-C reaches every process of the terminal's group; a worker still starting up
+    (importing torch takes seconds) would die of it with a KeyboardInterrupt traceback. An
+    ignored SIGINT is the one disposition a child keeps across exec, so it is set only for
+    the moment of the start (a few milliseconds, in which a Ctrl-C is lost and must be
+    pressed again); this process stops the workers itself when Ctrl-C reaches it.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 _stop = threading.Event()

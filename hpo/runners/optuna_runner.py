@@ -30,16 +30,28 @@ from optuna.trial import TrialState
 
 from hpo.errors import ConfigError, HPOError
 from hpo.runners.devices import WorkerSlot, plan_workers, resolve_devices
-from hpo.runners.faults import RepeatGuard, deferred_stop, error_log, stop_requested
+from hpo.runners.faults import (
+    RepeatGuard,
+    children_ignore_interrupts,
+    deferred_stop,
+    error_log,
+    stop_requested,
+)
 from hpo.runners.population import run_batch
 from hpo.runners.preflight import preflight
 from hpo.runners.progress import StudyProgress
-from hpo.runners.samplers import make_pruner, make_sampler
 from hpo.runners.trials import claim_waiting_trial, fail_interrupted_trials, run_trial
 from hpo.store.optuna_internals import fail_stale_trials, heartbeat
-from hpo.store.record import RECORD_ATTR, folds_from_record, score_label, study_record
-from hpo.store.storage import open_storage, resolve_storage
-from hpo.store.summary import finished_count, retried_numbers
+from hpo.store.record import (
+    COMPARABLE_KEYS,
+    RECORD_ATTR,
+    folds_from_record,
+    score_label,
+    study_record,
+)
+from hpo.store.storage import exclusive_claims, open_storage, resolve_storage
+from hpo.store.summary import counted_trials, finished_count, retried_numbers
+from hpo.study.algorithms import make_pruner, make_sampler
 from hpo.study.config import Study
 
 _EXIT_USER_ERROR = 2
@@ -219,9 +231,7 @@ def _check_same_data(study: Study, optuna_study: optuna.Study) -> None:
     if old is None:
         return
     new = study_record(study)
-    keys = ("data", "test_size", "validation_size", "cv_folds", "standardize", "seed",
-            "score", "seeds")
-    changed = [key for key in keys if old.get(key) != new[key]]
+    changed = [key for key in COMPARABLE_KEYS if old.get(key) != new[key]]
     if changed and optuna_study.get_trials(deepcopy=False):
         raise ConfigError(
             f"Study {study.name!r} already holds trials trained with other "
@@ -276,11 +286,13 @@ def _work_in_processes(
                                args=(plan, slot, i, quota, os.getpid(), errors),
                                name=f"hpo-worker-{i}")
                for i, (slot, quota) in enumerate(zip(slots, quotas, strict=True)) if quota]
-    for worker in workers:
-        worker.start()
     try:
+        for worker in workers:
+            with children_ignore_interrupts():
+                worker.start()
         _wait_for(workers, progress, errors)
     finally:
+        workers = [worker for worker in workers if worker.pid is not None]  # started
         for worker in workers:
             if worker.is_alive():
                 worker.terminate()  # ends its trial at the next epoch, told as interrupted
@@ -403,8 +415,10 @@ def _study_is_full(study: Study, optuna_study: optuna.Study) -> bool:
     started at once on several hosts from each doing the whole count."""
     if study.sampler == "grid":
         return False
-    running = len(optuna_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
-    return finished_count(optuna_study) + running >= study.n_trials
+    # One read for both counts: read apart, a trial that finishes in between counts twice.
+    trials = optuna_study.get_trials(deepcopy=False)
+    running = sum(t.state == TrialState.RUNNING for t in trials)
+    return len(counted_trials(trials)) + running >= study.n_trials
 
 
 def _sampler_for(plan: _WorkPlan, index: int) -> optuna.samplers.BaseSampler:
@@ -442,6 +456,8 @@ def _next_trials(plan: _WorkPlan, optuna_study: optuna.Study, count: int) -> lis
 def _next_trial(plan: _WorkPlan, optuna_study: optuna.Study) -> optuna.Trial | None:
     if plan.study.sampler == "grid":
         return claim_waiting_trial(optuna_study, plan.storage_url)
-    with warnings.catch_warnings():
+    # ask() takes a queued trial (a retried one) first; on SQLite two workers could take
+    # the same one without the claim lock.
+    with exclusive_claims(plan.storage_url), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "heartbeat is meant for Study.optimize": see heartbeat()
         return optuna_study.ask()

@@ -23,6 +23,7 @@ from hpo.study.config import Study
 from hpo.train.models import build_model
 from hpo.train.objective import check_params, model_spec
 from search_spaces import build_optimizer, build_scheduler
+from search_spaces.values import is_int, is_number
 
 # The params the objective reads as numbers, with what each must be.
 _INTEGERS = {"hidden_layers": 0, "epochs": 1}  # name: smallest value
@@ -81,14 +82,14 @@ def _check_numbers(study: Study, params: Mapping[str, Any]) -> None:
     for key, low in _INTEGERS.items():
         value = params[key]
         _expect(study, key, value, f"an integer >= {low}",
-                isinstance(value, int) and not isinstance(value, bool) and value >= low)
+                is_int(value) and value >= low)
     for key in _POSITIVE:
         value = params[key]
         _expect(study, key, value, "a positive number",
-                isinstance(value, int | float) and not isinstance(value, bool) and value > 0)
+                is_number(value) and value > 0)
     size = params["batch_size"]
     _expect(study, "batch_size", size, 'a positive integer or "full"',
-            size == "full" or (isinstance(size, int) and not isinstance(size, bool)
+            size == "full" or (is_int(size)
                                and size >= 1))
 
 

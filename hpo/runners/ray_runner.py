@@ -33,9 +33,9 @@ from hpo.runners.asha import AshaPruner
 from hpo.runners.progress import StudyProgress
 from hpo.runners.ray_actor import Event, TrialActor, fold_settings
 from hpo.runners.ray_cluster import TrialResources, check_ray_devices, connect, plan_resources
-from hpo.runners.samplers import make_pruner, make_sampler
 from hpo.runners.trials import OptunaReporter, call_space, claim_waiting_trial
 from hpo.store.storage import open_storage
+from hpo.study.algorithms import make_pruner, make_sampler
 from hpo.study.config import Study
 
 

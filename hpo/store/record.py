@@ -17,22 +17,28 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 
-from hpo.data import CsvData, Fold, LabData, Mtcars, final_fold, prepare_folds, refit_fold
 from hpo.errors import ConfigError
-from hpo.study.config import Study
+
+# hpo.data imports torch (seconds); reading a record (hpo list, tables) needs none of it, so
+# the functions that rebuild data import it when called.
+if TYPE_CHECKING:
+    from hpo.data import CsvData, Fold, LabData, Mtcars
+    from hpo.study.config import Study
 
 RECORD_ATTR = "hpo_record"
 TEST_ATTR = "hpo_test_score"  # the best trial's held-out test R², scored after the search
-_SOURCES: dict[str, type[LabData] | type[Mtcars] | type[CsvData]] = {
-    "LabData": LabData, "Mtcars": Mtcars, "CsvData": CsvData}
-
-
+# The record's fields that decide which rows trials train and are scored on, and how: trials
+# made under other values are not comparable (a resume refuses them, manual runs are redone).
+COMPARABLE_KEYS = ("data", "test_size", "validation_size", "cv_folds", "standardize", "seed",
+                   "score", "seeds")
 def study_record(study: Study) -> dict[str, Any]:
     """The JSON-able description of the study's data, split and score."""
+    from hpo.data import CsvData
+
     data = {"type": type(study.data).__name__, **dataclasses.asdict(study.data)}
     if isinstance(study.data, CsvData):
         data["path"] = os.path.abspath(study.data.path)  # reports may run from elsewhere
@@ -46,10 +52,18 @@ def study_record(study: Study) -> dict[str, Any]:
     return dict(json.loads(json.dumps(record)))  # as the storage gives it back: lists, not tuples
 
 
+def comparable_part(record: dict[str, Any]) -> dict[str, Any]:
+    """The record's ``COMPARABLE_KEYS`` only: equal for studies whose trials compare."""
+    return {key: record.get(key) for key in COMPARABLE_KEYS}
+
+
 def data_source(record: dict[str, Any]) -> LabData | Mtcars | CsvData:
     """The data source a record names."""
+    from hpo.data import CsvData, LabData, Mtcars
+
+    sources = {"LabData": LabData, "Mtcars": Mtcars, "CsvData": CsvData}
     fields = dict(record["data"])
-    kind = _SOURCES[fields.pop("type")]
+    kind: type[LabData | Mtcars | CsvData] = sources[fields.pop("type")]
     for key in ("features",):
         if key in fields:
             fields[key] = tuple(fields[key])
@@ -58,6 +72,8 @@ def data_source(record: dict[str, Any]) -> LabData | Mtcars | CsvData:
 
 def folds_from_record(record: dict[str, Any]) -> list[Fold]:
     """The folds the study's trials were trained and scored on (never the held-out test)."""
+    from hpo.data import prepare_folds
+
     return prepare_folds(data_source(record), test_size=held_out_share(record),
                          cv_folds=record["cv_folds"], standardize=record["standardize"],
                          seed=record["seed"], validation_size=record.get("validation_size", 0.0))
@@ -65,6 +81,8 @@ def folds_from_record(record: dict[str, Any]) -> list[Fold]:
 
 def final_fold_from_record(record: dict[str, Any]) -> Fold | None:
     """(every non-test row, the test part), or None when the study held no test part out."""
+    from hpo.data import final_fold
+
     if score_label(record) == "test R²":  # the lab's setting: the scored part is the test
         return folds_from_record(record)[0]
     return final_fold(data_source(record), test_size=held_out_share(record),
@@ -73,6 +91,8 @@ def final_fold_from_record(record: dict[str, Any]) -> Fold | None:
 
 def refit_fold_from_record(record: dict[str, Any]) -> Fold:
     """(every row the search read, the test part or those rows again): for a refit."""
+    from hpo.data import refit_fold
+
     return refit_fold(data_source(record), test_size=held_out_share(record),
                       standardize=record["standardize"], seed=record["seed"])
 

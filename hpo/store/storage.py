@@ -23,6 +23,8 @@ from pathlib import Path
 
 import optuna
 from optuna.storages import BaseStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from hpo.errors import StorageError
 from hpo.store.journal import DEFAULT_JOURNAL, open_journal
@@ -175,12 +177,11 @@ def _engine_kwargs(scheme: str) -> dict[str, object]:
 
 def _redact(url: str) -> str:
     """The URL without its password, fit for an error message."""
-    head, sep, rest = url.partition("://")
-    credentials, at, host = rest.rpartition("@")
-    if not at or ":" not in credentials:
-        return url
-    user = credentials.split(":", 1)[0]
-    return f"{head}{sep}{user}:***@{host}"
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):  # not even parsable (e.g. a port that is no number)
+        scheme, sep, _ = url.partition("://")
+        return f"{scheme}{sep}***" if sep else url
 
 
 def study_names(storage: BaseStorage) -> list[str]:

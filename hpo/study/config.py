@@ -18,20 +18,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from hpo.data import LabData
+from hpo.data import CsvData, LabData, Mtcars
 from hpo.errors import ConfigError
+from hpo.study.algorithms import PRUNERS, RAY_PRUNERS, SAMPLERS
+from search_spaces.values import is_int, is_number
 
 if TYPE_CHECKING:
     import optuna
 
-    from hpo.data import CsvData, Mtcars
-
 SpaceFn = Callable[["optuna.Trial"], dict[str, Any]]
 
-SAMPLERS = ("grid", "random", "tpe", "gp", "cmaes", "qmc")
-PRUNERS = ("none", "median", "percentile", "sha", "hyperband")
-# Pruners only the Ray runner offers (Ray Tune's ASHAScheduler).
-RAY_PRUNERS = ("asha",)
 SCORES = ("final", "best")
 
 
@@ -91,6 +87,7 @@ class Study:
         _check_choice(self.name, "sampler", self.sampler, SAMPLERS)
         _check_choice(self.name, "pruner", self.pruner, PRUNERS + RAY_PRUNERS)
         _check_choice(self.name, "score", self.score, SCORES)
+        _check_data(self)
         _check_numbers(self)
         _check_grid(self)
 
@@ -122,32 +119,42 @@ def _check_choice(study: str, field_name: str, value: object, valid: Sequence[st
         )
 
 
+def _check_data(study: Study) -> None:
+    if not isinstance(study.data, LabData | Mtcars | CsvData):
+        raise ConfigError(
+            f"Study {study.name!r}: `data` must be LabData(), Mtcars(...) or CsvData(...), "
+            f"but got {type(study.data).__name__}; wrap your rows in a CSV file and use "
+            "CsvData(path, target=...)."
+        )
+    if not isinstance(study.standardize, bool):
+        raise ConfigError(
+            f"Study {study.name!r}: `standardize` must be True or False, but got "
+            f"{study.standardize!r}."
+        )
+
+
 def _check_numbers(study: Study) -> None:
     name = study.name
     _check_parts(study)
-    if study.cv_folds is not None and (
-        not isinstance(study.cv_folds, int) or study.cv_folds < 2
-    ):
+    if study.cv_folds is not None and (not is_int(study.cv_folds) or study.cv_folds < 2):
         raise ConfigError(
             f"Study {name!r}: `cv_folds` must be an integer >= 2 or None, "
             f"but got {study.cv_folds!r}."
         )
-    if not isinstance(study.seeds, int) or isinstance(study.seeds, bool) or study.seeds < 1:
+    if not is_int(study.seeds) or study.seeds < 1:
         raise ConfigError(
             f"Study {name!r}: `seeds` must be a positive integer, but got {study.seeds!r}."
         )
-    if not isinstance(study.n_trials, int) or isinstance(study.n_trials, bool) or (
-        study.n_trials < 1
-    ):
+    if not is_int(study.n_trials) or study.n_trials < 1:
         raise ConfigError(
             f"Study {name!r}: `n_trials` must be a positive integer, but got {study.n_trials!r}."
         )
-    if study.timeout is not None and not study.timeout > 0:
+    if study.timeout is not None and (not is_number(study.timeout) or not study.timeout > 0):
         raise ConfigError(
             f"Study {name!r}: `timeout` must be a positive number of seconds or None, "
             f"but got {study.timeout!r}."
         )
-    if not isinstance(study.seed, int) or isinstance(study.seed, bool) or study.seed < 0:
+    if not is_int(study.seed) or study.seed < 0:
         raise ConfigError(
             f"Study {name!r}: `seed` must be a non-negative integer, but got {study.seed!r}."
         )
@@ -155,7 +162,7 @@ def _check_numbers(study: Study) -> None:
 
 def _check_parts(study: Study) -> None:
     name, test, validation = study.name, study.test_size, study.validation_size
-    if isinstance(test, bool) or not isinstance(test, int | float) or not 0.0 <= test < 1.0:
+    if not is_number(test) or not 0.0 <= test < 1.0:
         raise ConfigError(
             f"Study {name!r}: `0 <= test_size < 1` must hold, but got {test!r}."
         )
@@ -164,9 +171,7 @@ def _check_parts(study: Study) -> None:
             f"Study {name!r}: `test_size=0` holds no rows out, which only cross-validation "
             "can score; set cv_folds=3 (or so), or a test_size such as 0.3."
         )
-    if isinstance(validation, bool) or not isinstance(validation, int | float) or (
-        not 0.0 <= validation < 1.0
-    ):
+    if not is_number(validation) or not 0.0 <= validation < 1.0:
         raise ConfigError(
             f"Study {name!r}: `0 <= validation_size < 1` must hold, but got {validation!r}; "
             "use 0 to score trials on the test part as the lab does."
@@ -175,6 +180,12 @@ def _check_parts(study: Study) -> None:
 
 def _check_grid(study: Study) -> None:
     if study.sampler != "grid":
+        if study.grid is not None:
+            raise ConfigError(
+                f"Study {study.name!r}: `grid` is given but the sampler is "
+                f"{study.sampler!r}, which would ignore it; set sampler='grid' to run the "
+                "grid, or drop `grid` to search the space."
+            )
         return
     if not study.grid:
         raise ConfigError(

@@ -25,8 +25,14 @@ def save_model(
     """Write ``model``'s weights, its ``spec`` and ``extra`` (plain types only) to ``path``.
 
     Example:
-        >>> save_model("best.pt", model, spec, extra={"test_r2": 0.98})
-        >>> model, spec, extra = load_model("best.pt")
+        >>> import tempfile
+        >>> from hpo.train.models import ModelSpec, build_model
+        >>> spec = ModelSpec(hidden=(8,))
+        >>> path = Path(tempfile.mkdtemp()) / "best.pt"
+        >>> save_model(path, build_model(spec, seed=0), spec, extra={"test_r2": 0.98})
+        >>> model, loaded_spec, extra = load_model(path)
+        >>> loaded_spec == spec, extra
+        (True, {'test_r2': 0.98})
     """
     extra = {} if extra is None else extra
     _check_plain(extra, "extra")

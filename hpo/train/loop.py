@@ -2,7 +2,8 @@
 
 Example:
     >>> from hpo.data import InMemoryBatches, LabData, train_test_split
-    >>>     >>> train_data, test_data = train_test_split(LabData().load())
+    >>> from hpo.train.models import ModelSpec, build_model
+    >>> train_data, test_data = train_test_split(LabData().load())
     >>> model = build_model(ModelSpec(hidden=(20, 20)), seed=0)
     >>> optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
     >>> result = train(
@@ -13,8 +14,8 @@ Example:
     ...     optimizer=optimizer,
     ...     scheduler=torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=50),
     ... )
-    >>> result.history["test_r2"].iloc[-1]  # doctest: +SKIP
-    0.98
+    >>> len(result.history), bool(result.history["test_r2"].iloc[-1] > 0.9)
+    (50, True)
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from tqdm.auto import tqdm
 
 from hpo.errors import ConfigError, DataError
 from hpo.train.metrics import DEFAULT_SCORES, ScoreFn, mse_and_r2
+from search_spaces.values import is_int
 
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
 """Anything re-iterable once per epoch that yields ``(x, y)``: a DataLoader, InMemoryBatches."""
@@ -87,11 +89,9 @@ def train(
     Defaults follow the lab: SGD with lr 0.01, MSE loss, the MSE and R² scores.
     A non-finite loss stops training at once, without adding that epoch's row.
 
-    Example:
-        >>> result = train(model, batches, epochs=20, test_batches=test_batches)
-        >>> result.history[["epoch", "train_loss", "test_r2"]].tail(1)  # doctest: +SKIP
+    See the module's example.
     """
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+    if not is_int(epochs) or epochs < 1:
         raise ConfigError(f"`epochs >= 1` must hold, but got {epochs=!r}; pass e.g. epochs=50.")
     model.to(device)
     if optimizer is None:

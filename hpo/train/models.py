@@ -18,6 +18,7 @@ from torch import nn
 
 from hpo.errors import ConfigError
 from search_spaces import ACTIVATIONS  # the one list of names, and the layer each builds
+from search_spaces.values import is_int
 
 
 @dataclass(frozen=True)
@@ -126,4 +127,4 @@ def _checked_hidden(hidden: object) -> tuple[int, ...]:
 
 
 def _is_positive_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+    return is_int(value) and value >= 1

@@ -7,12 +7,15 @@ stops at once. A diverging trial raises TrialDiverged, which runners record as f
 without stopping the study.
 
 Example:
-    >>> from hpo.data import LabData
+    >>> from hpo.data import LabData, prepare_folds
     >>> folds = prepare_folds(LabData(n=200), test_size=0.3, cv_folds=None, seed=0)
     >>> params = {"hidden_layers": 1, "width": 8, "activation": "tanh", "batch_norm": False,
     ...           "dropout": 0.0, "optimizer": "adam", "weight_decay": 0.0, "lr": 0.01,
     ...           "scheduler": "constant", "batch_size": 64, "epochs": 3}
-    >>> r2 = evaluate(params, folds, MemoryReporter(), seed=0)    # doctest: +SKIP
+    >>> reporter = MemoryReporter()
+    >>> r2 = evaluate(params, folds, reporter, seed=0)
+    >>> len(reporter.history), r2 == reporter.history[-1]["test_r2"]
+    (3, True)
 """
 
 from __future__ import annotations
