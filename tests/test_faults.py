@@ -28,6 +28,9 @@ from hpo.study.file import load_from_file
 from tests.conftest import write_study
 
 QUIET = {"progress": False, "workers": 1}
+# The faults here are injected into the one-at-a-time objective (``evaluate``); the
+# population path's own fault tests are in tests/test_population.py.
+SINGLE = {**QUIET, "mode": "single"}
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -54,7 +57,7 @@ def test_each_fault_fails_its_trial_with_a_reason_and_the_study_goes_on(
     })
     study = load_from_file(write_study(tmp_path, n_trials=6, epochs=3), "tiny")
     storage = tmp_path / "s.journal"
-    done = run(study, RunOptions(storage=str(storage), **QUIET))
+    done = run(study, RunOptions(storage=str(storage), **SINGLE))
     by_number = {t.number: t for t in done.trials}
     assert [by_number[n].user_attrs.get("ended") for n in (1, 2, 4)] == ["error", "oom", "error"]
     assert by_number[1].user_attrs["error"] == "RuntimeError: user code broke"
@@ -95,7 +98,7 @@ def test_the_same_error_in_every_trial_stops_the_run_once(
 ) -> None:
     _faulty_objective(monkeypatch, dict.fromkeys(range(50), KeyError("width")))
     write_study(in_tmp, n_trials=20, epochs=3)
-    code = main(["run", "tiny.py", "--workers", "1", "--no-progress"])
+    code = main(["run", "tiny.py", "--workers", "1", "--no-progress", "--mode", "single"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "same error" in err[0] and "KeyError" in err[0]
     storage = optuna.load_study(study_name="tiny", storage=trials_module_storage(in_tmp))

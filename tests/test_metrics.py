@@ -7,7 +7,7 @@ import torch
 from sklearn.metrics import mean_squared_error, r2_score
 
 from hpo.errors import DataError
-from hpo.train.metrics import DEFAULT_SCORES, mse, r2
+from hpo.train.metrics import DEFAULT_SCORES, mse, mse_and_r2, r2
 
 
 def random_case(seed: int, n: int, noise: float, column: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -72,3 +72,16 @@ def test_scores_reject_mismatched_sizes(score: object, n_true: int, n_pred: int)
 
 def test_default_scores() -> None:
     assert {"mse": mse, "r2": r2} == DEFAULT_SCORES
+
+
+@pytest.mark.parametrize(("y_true", "y_pred"), [
+    ([1.0, 2.0, 3.0, 4.5], [1.1, 1.9, 3.3, 4.0]),
+    ([2.0, 2.0, 2.0], [2.0, 2.0, 2.0]),  # constant, exact: R² 1
+    ([2.0, 2.0, 2.0], [2.0, 2.5, 2.0]),  # constant, not exact: R² 0
+    ([3.0], [1.0]),                      # one value: R² NaN
+])
+def test_mse_and_r2_at_once_equal_each_score(y_true: list[float], y_pred: list[float]) -> None:
+    true, pred = torch.tensor(y_true).view(-1, 1), torch.tensor(y_pred).view(-1, 1)
+    mse_value, r2_value = mse_and_r2(true, pred)
+    assert mse_value == mse(true, pred)
+    assert r2_value == r2(true, pred) or (math.isnan(r2_value) and math.isnan(r2(true, pred)))

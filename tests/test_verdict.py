@@ -17,6 +17,8 @@ import torch
 from scipy import stats
 from sklearn.linear_model import LinearRegression
 
+import hpo.runners.optuna_runner
+import hpo.runners.population
 import hpo.runners.trials
 from hpo import LabData, Mtcars, RunOptions, Study, run
 from hpo.cli import main
@@ -28,6 +30,7 @@ from hpo.results.verdict import paired_interval, verdict_sentence
 from hpo.store.attrs import TEST_ATTR, trial_params
 from hpo.store.record import score_label, stored_record
 from hpo.store.summary import best_trial
+from hpo.train.batched import train_population
 from hpo.train.objective import evaluate, train_and_score, training_seeds
 from hpo.train.reporter import MemoryReporter
 from search_spaces import (
@@ -71,21 +74,40 @@ def rows(data: Any) -> set[tuple[float, float]]:
 # --- the parts ----------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("mode", ["single", "population"])
 @pytest.mark.parametrize("cv_folds", [None, 3])
 def test_search_never_gives_the_objective_the_test_part(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cv_folds: int | None
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cv_folds: int | None, mode: str
 ) -> None:
-    given: list[Any] = []
+    given: list[Any] = []  # per trial, the folds it trained and was scored on
 
     def spy(params: Any, folds: Any, reporter: Any, **kwargs: Any) -> float:
         given.append(folds)
         return evaluate(params, folds, reporter, **kwargs)
 
-    monkeypatch.setattr(hpo.runners.trials, "evaluate", spy)
+    def population_spy(params: Any, fold: Any, *args: Any, **kwargs: Any) -> Any:
+        if fold is folds_of_run[0]:  # a population trains its trials one fold at a time
+            given.extend([] for _ in params)
+        for folds in given[-len(params):]:
+            folds.append(fold)
+        return train_population(params, fold, *args, **kwargs)
+
     study = Study(name="parts", space=lab_space, data=LabData(n=200), sampler="random",
                   pruner="none", n_trials=3, cv_folds=cv_folds)
+    folds_of_run: list[Any] = []
+    real_folds = hpo.runners.optuna_runner.folds_from_record
+
+    def remember_folds(*args: Any) -> Any:
+        folds_of_run[:] = real_folds(*args)
+        return folds_of_run
+
+    monkeypatch.setattr(hpo.runners.trials, "evaluate", spy)
+    monkeypatch.setattr(hpo.runners.population, "train_population", population_spy)
+    monkeypatch.setattr(hpo.runners.optuna_runner, "folds_from_record", remember_folds)
     storage = str(tmp_path / "s.journal")
-    optuna_study = run(study, RunOptions(storage=storage, **QUIET))
+    optuna_study = run(study, RunOptions(storage=storage, mode=mode, **QUIET))
+    if mode == "population":
+        assert {t.user_attrs["population"] for t in optuna_study.trials} == {3}
     final = final_fold(LabData(n=200), test_size=0.3, seed=0)
     assert final is not None and len(given) == 3
     test, non_test = rows(final.test), rows(final.train)

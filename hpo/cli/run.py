@@ -16,7 +16,7 @@ from hpo.cli._args import WIDTH, add_storage_argument, positive_float, positive_
 from hpo.errors import ConfigError, HPOError
 from hpo.results.holdout import score_best_on_test
 from hpo.results.tables import leaderboard, load_study
-from hpo.runners.optuna_runner import RUNNERS, RunOptions, run
+from hpo.runners.optuna_runner import MODES, RUNNERS, RunOptions, run
 from hpo.store.attrs import trial_params
 from hpo.store.record import score_label, stored_record
 from hpo.store.storage import dashboard_command, open_storage
@@ -75,6 +75,12 @@ def add_parser(subparsers: Any) -> None:
                         "a running Ray cluster (default: start Ray on this machine)")
     parser.add_argument("--max-retries", type=int, help="with --runner ray: times a "
                         "crashing trial is run again (default: 2)")
+    parser.add_argument("--mode", choices=MODES, default="auto",
+                        help="auto: train trials of one network shape, batch size and epochs "
+                        "together as one batched population, others one at a time; "
+                        "population: batch all; single: one at a time (default: auto)")
+    parser.add_argument("--population-size", type=positive_int, default=64,
+                        help="trials asked and trained at once per worker (default: 64)")
     parser.add_argument("--top", type=positive_int, default=5, help="leaderboard rows (default 5)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(handler=execute)
@@ -88,7 +94,8 @@ def execute(args: argparse.Namespace) -> int:
                          trials_per_device=args.trials_per_device,
                          progress=not args.no_progress, trial_timeout=args.trial_timeout,
                          runner=args.runner, address=args.address,
-                         max_retries=args.max_retries)
+                         max_retries=args.max_retries,
+                         mode=args.mode, population_size=args.population_size)
     finished = []
     for study in studies:
         before = _finished_so_far(study.name, args.storage)

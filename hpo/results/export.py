@@ -45,6 +45,11 @@ from hpo.train.objective import train_params
 from hpo.train.progress import Progress
 
 TOLERANCE = 1e-6  # retrained against stored test R²; CPU training repeats to the last bit
+# A trial trained in a population (user attr ``population``) ran batched float32 math whose
+# rounding differs from one model's in the last bits; over an epoch-long run that moves R²
+# by about 1e-7 (tests/test_population.py), far more only with batch norm and an Adam-like
+# optimizer, whose step blows up the rounding noise of the bias before the batch norm.
+POPULATION_TOLERANCE = 1e-4
 PREDICTION_COLUMN = "prediction"
 
 
@@ -56,7 +61,8 @@ def export(
 
     Returns the extra saved with the model; ``extra["retrained_r2"]`` is the re-trained
     model's test R², which is checked against ``extra["test_r2"]`` (a RuntimeWarning beyond
-    1e-6, e.g. when the study trained on a GPU).
+    1e-6, e.g. when the study trained on a GPU; beyond 1e-4 for a trial trained in a batched
+    population).
     """
     optuna_study = load_study(study_name, storage)
     chosen = best_trial(optuna_study) if trial is None else _trial(optuna_study, trial)
@@ -71,14 +77,17 @@ def export(
     model, spec, retrained, fold = _retrain(chosen, record, progress)
     extra = _extra(optuna_study.study_name, chosen, fold, record, retrained)
     save_model(out, model, spec, extra)
+    batched = "population" in chosen.user_attrs
     # With several seeds the value is their mean; the model is the first seed's.
     stored = float(chosen.user_attrs.get("seed_scores", [chosen.value or 0.0])[0])
-    if abs(retrained - stored) > TOLERANCE:
+    if abs(retrained - stored) > (POPULATION_TOLERANCE if batched else TOLERANCE):
+        why = ("it was trained in a batched population, whose rounding differs (most with "
+               "batch norm and Adam)") if batched else (
+               "it was probably trained on another device, machine or torch version")
         warnings.warn(
             f"The re-trained model of trial {chosen.number} scores test R² {retrained:.8f}, "
-            f"but the study stored {stored:.8f}; it was probably trained on another "
-            "device, machine or torch version. The exported model is the re-trained one.",
-            RuntimeWarning, stacklevel=2)
+            f"but the study stored {stored:.8f}; {why}. The exported model is the "
+            "re-trained one.", RuntimeWarning, stacklevel=2)
     return extra
 
 

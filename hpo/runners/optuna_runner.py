@@ -21,7 +21,7 @@ import signal
 import sys
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import optuna
@@ -37,6 +37,7 @@ from hpo.runners.faults import (
     error_log,
     stop_requested,
 )
+from hpo.runners.population import run_batch
 from hpo.runners.preflight import preflight
 from hpo.runners.progress import StudyProgress
 from hpo.runners.trials import claim_waiting_trial, fail_interrupted_trials, run_trial
@@ -50,6 +51,8 @@ from hpo.study.config import Study
 
 _EXIT_USER_ERROR = 2
 _STOP_WAIT_SECONDS = 60
+MODES = ("auto", "population", "single")
+_FIRST_BATCH = 8
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,11 @@ class RunOptions:
         address: with ``ray``: ``auto`` or ``ray://host:port`` joins that cluster; None
             starts a local Ray for the run.
         max_retries: with ``ray``: times a crashing trial is run again (None: 2).
+        mode: ``auto`` trains trials that share a network shape, batch size and epochs as
+            one batched population (``hpo.runners.population``) and the others one at a
+            time; ``population`` batches every trial (a group of one too); ``single`` trains
+            one trial at a time.
+        population_size: trials asked at once per worker in ``auto``/``population`` mode.
     """
 
     storage: str | None = None
@@ -79,6 +87,19 @@ class RunOptions:
     runner: str = "optuna"
     address: str | None = None
     max_retries: int | None = None
+    # Batched where it applies: the population path records what the one-at-a-time path
+    # records and applies the same fault handling (tests/test_population.py).
+    mode: str = "auto"
+    population_size: int = 64
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ConfigError(f"`mode` must be one of {', '.join(MODES)}, but got "
+                              f"{self.mode!r}; pass e.g. mode='auto'.")
+        if isinstance(self.population_size, bool) or not isinstance(
+                self.population_size, int) or self.population_size < 1:
+            raise ConfigError(f"`population_size >= 1` must hold, but got "
+                              f"population_size={self.population_size!r}.")
 
 
 RUNNERS = ("optuna", "ray")
@@ -99,9 +120,18 @@ def run(study: Study, options: RunOptions | None = None) -> optuna.Study:
         return optuna_study
     if len(slots) > 1 and not _picklable(study):
         slots = _one_worker_for_unpicklable(study, slots, asked=options.workers is not None)
+    # A study scored over several seeds never batches (hpo.runners.population.batchable):
+    # auto mode then asks one trial at a time, so the sampler learns from every result.
+    mode = "single" if options.mode == "auto" and study.seeds > 1 else options.mode
     plan = _WorkPlan(study, storage_url, parallel=len(slots) > 1,
                      seed_offset=len(optuna_study.get_trials(deepcopy=False)),
-                     trial_timeout=options.trial_timeout)
+                     trial_timeout=options.trial_timeout, mode=mode,
+                     population_size=options.population_size)
+    if options.workers is None and len(slots) > 1 and _batch_size(plan, 0) >= remaining:
+        # The first ask takes the whole run (a small grid): a second worker would only pay
+        # its start-up (spawning a process that imports torch: seconds).
+        slots = slots[:1]
+        plan = replace(plan, parallel=False)
     target = finished_count(optuna_study) + remaining
     progress = StudyProgress(optuna_study, target, enabled=options.progress)
     try:
@@ -134,6 +164,9 @@ def _check_runner_options(study: Study, options: RunOptions) -> None:
         raise ConfigError(f"`--max-retries` must be an integer >= 0, but got "
                           f"{options.max_retries!r}.")
     if options.runner == "ray":
+        if options.mode == "population":
+            raise ConfigError("`--mode population` applies to the optuna runner only (a Ray "
+                              "actor trains one trial); drop it or use --runner optuna.")
         if options.trial_timeout is not None:
             raise ConfigError("`--trial-timeout` is supported by the optuna runner only, but "
                               "got it with --runner ray; drop it or use --runner optuna.")
@@ -232,6 +265,8 @@ class _WorkPlan:
     # Trials already in the storage when the run began: resumed runs draw fresh points.
     seed_offset: int
     trial_timeout: float | None = None
+    mode: str = "auto"
+    population_size: int = 64
 
 
 def _work_in_processes(
@@ -243,7 +278,8 @@ def _work_in_processes(
     if plan.study.sampler == "grid":
         quotas = [remaining] * len(slots)
     errors = context.SimpleQueue()  # a worker's one-line error, printed once by this process
-    workers = [context.Process(target=_worker_main, args=(plan, slot, i, quota, errors),
+    workers = [context.Process(target=_worker_main,
+                               args=(plan, slot, i, quota, os.getpid(), errors),
                                name=f"hpo-worker-{i}")
                for i, (slot, quota) in enumerate(zip(slots, quotas, strict=True)) if quota]
     try:
@@ -291,10 +327,11 @@ def _worker_error(worker: Any, errors: Any) -> HPOError:
 
 
 def _worker_main(plan: _WorkPlan, slot: WorkerSlot, index: int, quota: int,
-                 errors: Any = None) -> None:
+                 parent: int, errors: Any = None) -> None:
     """Entry point of a worker process: a user's mistake becomes one line and exit code 2,
     sent to the main process, which prints it once."""
-    parent = os.getppid()
+    # The parent's pid comes from the parent: one killed before this worker got here
+    # would otherwise be mistaken for the process that adopted it.
     try:
         # A parent killed outright (SIGKILL) cannot stop its workers: each notices it was
         # orphaned and stops after telling the storage how its current trial ended.
@@ -336,22 +373,34 @@ def _run_trials(plan: _WorkPlan, slot: WorkerSlot, index: int, quota: int, progr
     folds = folds_from_record(study_record(study))
     deadline = time.monotonic() + (study.timeout or math.inf)
     guard, log = RepeatGuard(), error_log(plan.storage_url)
-    for _ in range(quota):
-        if time.monotonic() > deadline or not keep_going():
-            break
+    done = 0
+    while done < quota and time.monotonic() <= deadline and keep_going():
         fail_stale_trials(optuna_study)
         if _study_is_full(study, optuna_study):
             break  # other hosts' runs of the same study filled it
-        trial = _next_trial(plan, optuna_study)
-        if trial is None:
-            break
-        with heartbeat(optuna_study, trial):
-            ended = run_trial(study, optuna_study, trial, folds, slot.device,
-                              timeout=plan.trial_timeout, log=log)
-        if ended in ("complete", "pruned"):
-            guard.completed()
+        if plan.mode == "single":
+            trial = _next_trial(plan, optuna_study)
+            if trial is None:
+                break
+            with heartbeat(optuna_study, trial):
+                ended = run_trial(study, optuna_study, trial, folds, slot.device,
+                                  timeout=plan.trial_timeout, log=log)
+            endings, asked = [(ended, str(trial.user_attrs.get("error", "")))], 1
         else:
-            guard.failed(ended, str(trial.user_attrs.get("error", "")), log)
+            trials = _next_trials(plan, optuna_study,
+                                  min(_batch_size(plan, done), quota - done))
+            if not trials:
+                break
+            endings = run_batch(study, optuna_study, trials, folds, slot.device,
+                                force=plan.mode == "population", keep_going=keep_going,
+                                timeout=plan.trial_timeout, log=log)
+            asked = len(trials)
+        for ended, message in endings:
+            if ended in ("complete", "pruned"):
+                guard.completed()
+            else:
+                guard.failed(ended, message, log)
+        done += asked
         if progress is not None:
             progress()
 
@@ -375,6 +424,29 @@ def _sampler_for(plan: _WorkPlan, index: int) -> optuna.samplers.BaseSampler:
     shared = study.sampler == "qmc"
     seed = study.seed if shared else study.seed + 1000 * index + plan.seed_offset
     return make_sampler(study.sampler, seed=seed, parallel=plan.parallel)
+
+
+def _batch_size(plan: _WorkPlan, done: int) -> int:
+    """Trials to ask at once: batches double from 8 up to the population size.
+
+    A pruner compares a trial with finished trials only, and the sampler learns only from
+    them, so the first batches stay small: the next batch already has finished ones to use.
+    """
+    if plan.mode == "single":
+        return 1
+    if plan.study.sampler in ("grid", "random") and plan.study.pruner == "none":
+        return plan.population_size  # nothing learns from finished trials: ask all at once
+    return min(plan.population_size, max(done, _FIRST_BATCH))
+
+
+def _next_trials(plan: _WorkPlan, optuna_study: optuna.Study, count: int) -> list[optuna.Trial]:
+    trials = []
+    for _ in range(count):
+        trial = _next_trial(plan, optuna_study)
+        if trial is None:
+            break
+        trials.append(trial)
+    return trials
 
 
 def _next_trial(plan: _WorkPlan, optuna_study: optuna.Study) -> optuna.Trial | None:

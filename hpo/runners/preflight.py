@@ -18,7 +18,7 @@ import optuna
 from hpo.data import Fold, prepare_folds
 from hpo.errors import ConfigError, HPOError
 from hpo.runners.faults import message_of
-from hpo.runners.trials import _call_space
+from hpo.runners.trials import call_space
 from hpo.study.config import Study
 from hpo.train.models import build_model
 from hpo.train.objective import check_params, model_spec
@@ -51,7 +51,7 @@ def sample_params(study: Study) -> dict[str, Any]:
     if study.sampler == "grid" and study.grid_points:
         scratch.enqueue_trial(study.grid_points[0])
     try:
-        return _call_space(study, scratch.ask())
+        return call_space(study, scratch.ask())
     except HPOError:
         raise
     except (Exception, SystemExit) as error:  # a space that calls sys.exit is a mistake too

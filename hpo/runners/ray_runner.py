@@ -33,7 +33,7 @@ from hpo.runners.asha import AshaPruner
 from hpo.runners.progress import StudyProgress
 from hpo.runners.ray_actor import Event, TrialActor, fold_settings
 from hpo.runners.ray_cluster import TrialResources, check_ray_devices, connect, plan_resources
-from hpo.runners.trials import OptunaReporter, _call_space, claim_waiting_trial
+from hpo.runners.trials import OptunaReporter, call_space, claim_waiting_trial
 from hpo.store.storage import open_storage
 from hpo.store.summary import finished_count
 from hpo.study.algorithms import make_pruner, make_sampler
@@ -170,7 +170,7 @@ class _Driver:
         reporter.record({"worker": f"{socket.gethostname()}:{os.getpid()}", "source": "search",
                          "runner": "ray"})
         try:
-            params = _call_space(self.study, trial)
+            params = call_space(self.study, trial)
         except BaseException:
             self.optuna_study.tell(trial, state=TrialState.FAIL)
             raise

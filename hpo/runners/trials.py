@@ -123,7 +123,7 @@ def run_trial(study: Study, optuna_study: optuna.Study, trial: optuna.Trial,
                      "runner": "optuna"})
     try:
         with time_limit(timeout):
-            params = _call_space(study, trial)
+            params = call_space(study, trial)
             value = evaluate(params, folds, reporter, seed=study.seed + trial.number,
                              device=device, score=study.score, seeds=study.seeds)
     except optuna.TrialPruned:
@@ -163,7 +163,8 @@ def retry_with_same_params(optuna_study: optuna.Study, number: int) -> None:
         RetryHeartbeatStaleTrialCallback(max_retry=None)(optuna_study, frozen)
 
 
-def _call_space(study: Study, trial: optuna.Trial) -> dict[str, Any]:
+def call_space(study: Study, trial: optuna.Trial) -> dict[str, Any]:
+    """The params the study's space gives ``trial``; a mistake in the space is a ConfigError."""
     try:
         params = study.space(trial)
     except HPOError:

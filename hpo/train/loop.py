@@ -32,7 +32,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from hpo.errors import ConfigError, DataError
-from hpo.train.metrics import DEFAULT_SCORES, ScoreFn
+from hpo.train.metrics import DEFAULT_SCORES, ScoreFn, mse_and_r2
 from search_spaces.values import is_int
 
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
@@ -156,8 +156,14 @@ class _Loop:
             raise DataError(f"the {part} batches are empty, expected at least one; check the data.")
         row = {f"{part}_loss": _weighted_mean(losses, sizes)}
         if math.isfinite(row[f"{part}_loss"]):
-            y_true, y_pred = torch.cat(targets), torch.cat(preds)
-            row.update({f"{part}_{name}": fn(y_true, y_pred) for name, fn in self.scores.items()})
+            # One batch (full-batch training, the test part): no copy into a new tensor.
+            y_true = targets[0] if len(targets) == 1 else torch.cat(targets)
+            y_pred = preds[0] if len(preds) == 1 else torch.cat(preds)
+            if self.scores is DEFAULT_SCORES:  # both at once: one copy to the host
+                row[f"{part}_mse"], row[f"{part}_r2"] = mse_and_r2(y_true, y_pred)
+            else:
+                row.update({f"{part}_{name}": fn(y_true, y_pred)
+                            for name, fn in self.scores.items()})
         return row
 
     def _pass(

@@ -1,0 +1,356 @@
+"""How fast `hpo run` searches, against what a course student writes by hand.
+
+Sections (each prints its figures; every comparison runs side by side in this one process,
+so the load of other jobs on a shared machine hits both sides alike):
+
+- ``homework``: the lab homework (exponential, step, cosine; TPE + median pruning), timed as
+  a user's script times it: imports done, the clock around ``hpo.run`` (worker start-up
+  counts) against a hand-written Optuna study around the lab's per-sample ``DataLoader``
+  loop. Also the framework tax: the run's wall time against its trials' ``seconds``.
+- ``grid``: the course's mtcars grid, lr {0.02, 0.05, 0.08} x epochs {10, 200, 500}, 3-fold
+  CV R², against skorch's ``GridSearchCV`` as the course wrote it.
+- ``diabetes``: scikit-learn's diabetes data (442 rows) as a CSV, the csv_template space,
+  30 trials, against ``RidgeCV``.
+- ``scaling``: per-model epoch time of a population of 1, 8, 64, 256 lab models, against one
+  model on the one-at-a-time path, and against ``torch.func`` (``stack_module_state`` + vmap).
+- ``workers``: one homework study with 1 worker against 2.
+- ``pruning``: epochs trained and best R² with and without each pruner, over seeds.
+
+Run:  PYTHONPATH=. .venv/bin/python benchmarks/bench_population.py homework grid ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+import hpo
+from hpo import CsvData, LabData, Mtcars, RunOptions, Study
+from hpo.data import prepare_folds
+from hpo.store.attrs import trial_history_rows
+from hpo.train.batched import train_population
+from hpo.train.objective import train_params
+from search_spaces import (
+    Choice,
+    build_scheduler,
+    suggest_architecture,
+    suggest_optimizer,
+    suggest_scheduler,
+    suggest_training,
+)
+from studies.csv_template import space as csv_space
+from studies.lr_schedules import FAMILIES, homework_space
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+HOMEWORK = {"hidden_layers": 2, "width": 20, "activation": "tanh", "batch_norm": False,
+            "dropout": 0.0, "optimizer": "adam", "weight_decay": 0.0, "lr": 0.01,
+            "scheduler": "cosine", "cosine_floor_fraction": 0.01, "batch_size": 64,
+            "epochs": 50}
+
+
+CPU: dict[str, float] = {}  # the last timed call's CPU seconds (this process and children)
+
+
+def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    start, cpu = time.perf_counter(), _cpu()
+    value = fn()
+    CPU["last"] = _cpu() - cpu
+    return time.perf_counter() - start, value
+
+
+def _cpu() -> float:
+    # Children count too (worker processes); on a loaded machine CPU time is steadier.
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
+def training_seconds(trial: optuna.trial.FrozenTrial) -> float:
+    """The trial's own training time: ``seconds`` of a finished trial, else the last epoch's
+    cumulative ``seconds`` in its history (a pruned trial trained too)."""
+    if "seconds" in trial.user_attrs:
+        return float(trial.user_attrs["seconds"])
+    history = trial_history_rows(trial) or [{}]
+    return float(history[-1].get("seconds", 0.0))
+
+
+def hpo_run(study: Study, workers: int = 1, mode: str = "auto") -> tuple[float, Any]:
+    folder = tempfile.mkdtemp()
+    options = RunOptions(storage=f"{folder}/b.journal", workers=workers or None, progress=False,
+                         mode=mode)
+    return timed(lambda: hpo.run(study, options))
+
+
+# --- the hand-written baseline: the lab's Dataset, DataLoader and loop, inside Optuna ----
+
+class LabDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
+    def __init__(self, x: np.ndarray, y: np.ndarray) -> None:
+        self.x, self.y = x, y
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return (torch.tensor(self.x[i], dtype=torch.float32),
+                torch.tensor(self.y[i], dtype=torch.float32))
+
+
+def student_objective(family: str, fold: Any) -> Callable[[optuna.Trial], float]:
+    train = DataLoader(LabDataset(fold.train.x, fold.train.y), batch_size=64, shuffle=True)
+    test = DataLoader(LabDataset(fold.test.x, fold.test.y), batch_size=64)
+
+    def objective(trial: optuna.Trial) -> float:
+        params = homework_space(family)(trial)
+        model = nn.Sequential(nn.Linear(1, 20), nn.Tanh(), nn.Linear(20, 20), nn.Tanh(),
+                              nn.Linear(20, 1))
+        optimizer = torch.optim.Adam(model.parameters(), lr=params["lr"])
+        scheduler = build_scheduler(optimizer, params, epochs=50)
+        loss_fn, r2 = nn.MSELoss(), 0.0
+        for epoch in range(50):
+            model.train()
+            for x, y in train:
+                optimizer.zero_grad()
+                loss_fn(model(x), y).backward()
+                optimizer.step()
+            scheduler.step()
+            model.eval()
+            with torch.no_grad():
+                preds = torch.cat([model(x) for x, _ in test]).numpy()
+            truth = fold.test.y
+            r2 = 1 - ((truth - preds) ** 2).sum() / ((truth - truth.mean()) ** 2).sum()
+            trial.report(float(r2), epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        return float(r2)
+
+    return objective
+
+
+def student_search(family: str, fold: Any, n_trials: int) -> tuple[float, float, int]:
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=0),
+                                pruner=optuna.pruners.MedianPruner())
+    seconds, _ = timed(lambda: study.optimize(student_objective(family, fold), n_trials))
+    return seconds, study.best_value, sum(len(t.intermediate_values) for t in study.trials)
+
+
+def homework(args: argparse.Namespace) -> None:
+    fold = prepare_folds(LabData(n=1000, seed=0), test_size=0.3, seed=0)[0]
+    print(f"homework: baseline {args.baseline_trials} trials/family, hpo {args.trials}"
+          f"/family, hpo workers {args.workers}")
+    totals = {"base": [0.0, 0], "hpo": [0.0, 0]}
+    for family in args.families.split(","):
+        base_s, base_r2, base_epochs = student_search(family, fold, args.baseline_trials)
+        base_cpu = CPU["last"]
+        study = Study(name=f"lr-{family}", space=homework_space(family), data=LabData(n=1000),
+                      sampler="tpe", pruner="median", n_trials=args.trials, seed=0)
+        hpo_s, result = hpo_run(study, workers=args.workers, mode=args.mode)
+        hpo_cpu = CPU["last"]
+        work = sum(training_seconds(t) for t in result.trials)
+        epochs = sum(t.user_attrs.get("epochs_run", 0) for t in result.trials)
+        totals["base"][0] += base_s
+        totals["base"][1] += args.baseline_trials
+        totals["hpo"][0] += hpo_s
+        totals["hpo"][1] += args.trials
+        speedup = args.trials / hpo_s / (args.baseline_trials / base_s)
+        print(f"  {family:12s} baseline {args.baseline_trials / base_s:6.2f} trials/s best R² "
+              f"{base_r2:.4f} | hpo {args.trials / hpo_s:6.2f} trials/s best R² "
+              f"{result.best_value:.4f} | speed-up {speedup:5.1f}x"
+              f" | epochs/s {base_epochs / base_s:.0f} vs {epochs / hpo_s:.0f}"
+              f" | CPU s/trial {base_cpu / args.baseline_trials:.3f} vs {hpo_cpu / args.trials:.3f}"
+              f" ({base_cpu / args.baseline_trials / (hpo_cpu / args.trials):.1f}x)"
+              f" | tax {hpo_s / work - 1:+.1%} (wall {hpo_s:.1f} s, training {work:.1f} s)")
+    base_rate = totals["base"][1] / totals["base"][0]
+    hpo_rate = totals["hpo"][1] / totals["hpo"][0]
+    print(f"  all: baseline {base_rate:.2f} trials/s, hpo {hpo_rate:.2f} trials/s, "
+          f"{hpo_rate / base_rate:.1f}x")
+
+
+def grid_space(trial: optuna.Trial) -> dict[str, Any]:
+    """The course's grid: linear regression, full-batch SGD, lr x epochs."""
+    return {
+        **suggest_architecture(trial, hidden_layers=0),
+        **suggest_optimizer(trial, optimizer="sgd", weight_decay=0.0, momentum=0.0,
+                            nesterov=False),
+        **suggest_training(trial, batch_size="full", epochs=Choice([10, 200, 500])),
+        **suggest_scheduler(trial, families="constant",
+                            overrides={"constant": {"lr": Choice([0.02, 0.05, 0.08])}}),
+    }
+
+
+def grid(args: argparse.Namespace) -> None:
+    from sklearn.model_selection import GridSearchCV
+    from skorch import NeuralNetRegressor
+
+    data = Mtcars(features=("wt",), target="mpg").load()
+    x, y = data.x.astype(np.float32), data.y.astype(np.float32)
+    lrs, epochs = [0.02, 0.05, 0.08], [10, 200, 500]
+    ratios = []
+    for repeat in range(args.repeats):
+        net = NeuralNetRegressor(nn.Linear, module__in_features=1, module__out_features=1,
+                                 optimizer=torch.optim.SGD, train_split=None, verbose=0)
+        search = GridSearchCV(net, {"lr": lrs, "max_epochs": epochs}, cv=3, scoring="r2")
+        sk_s, _ = timed(lambda search=search: search.fit(x, y))
+        study = Study(name="grid", space=grid_space, data=Mtcars(features=("wt",),
+                      target="mpg"), cv_folds=3, sampler="grid", pruner="none",
+                      grid={"lr": lrs, "epochs": epochs}, seed=0)
+        hpo_s, result = hpo_run(study, workers=args.workers, mode=args.mode)
+        print(f"grid #{repeat}: skorch {sk_s:.2f} s best CV R² {search.best_score_:.4f} "
+              f"{search.best_params_} | hpo {hpo_s:.2f} s best CV R² {result.best_value:.4f} "
+              f"{result.best_params} | {sk_s / hpo_s:.1f}x")
+        ratios.append(sk_s / hpo_s)
+    print(f"grid: median of {len(ratios)} repeats {statistics.median(ratios):.1f}x "
+          f"(min {min(ratios):.1f}x, max {max(ratios):.1f}x)")
+
+
+def diabetes(args: argparse.Namespace) -> None:
+    from sklearn.datasets import load_diabetes
+    from sklearn.linear_model import RidgeCV
+    from sklearn.model_selection import cross_val_score
+
+    frame = load_diabetes(as_frame=True).frame
+    path = Path(tempfile.mkdtemp()) / "diabetes.csv"
+    frame.to_csv(path, index=False)
+    features = tuple(c for c in frame.columns if c != "target")
+    ridge_s, scores = timed(lambda: cross_val_score(
+        RidgeCV(alphas=np.logspace(-3, 3, 13)), frame[list(features)], frame["target"],
+        cv=3, scoring="r2"))
+    study = Study(name="diabetes", space=csv_space,
+                  data=CsvData(str(path), features=features, target="target"), standardize=True,
+                  cv_folds=3, sampler="tpe", pruner="median", n_trials=30, seed=0)
+    hpo_s, result = hpo_run(study, workers=args.workers, mode=args.mode)
+    print(f"diabetes: RidgeCV {ridge_s:.2f} s CV R² {scores.mean():.4f} | hpo 30 trials "
+          f"{hpo_s:.1f} s best CV R² {result.best_value:.4f}")
+
+
+def scaling(args: argparse.Namespace) -> None:
+    fold = prepare_folds(LabData(n=1000, seed=0), test_size=0.3, seed=0)[0]
+    epochs = 5
+    params = {**HOMEWORK, "epochs": epochs}
+    rows: dict[str, list[float]] = {}
+    train_params({**params, "epochs": 1}, fold, seed=0)  # warm-up: first calls pay set-up
+    train_population([{**params, "epochs": 1}] * 2, fold, [0, 1])
+    for _ in range(args.repeats):
+        seconds, _ = timed(lambda: train_params(params, fold, seed=0))
+        rows.setdefault("one at a time", []).append(seconds / epochs)
+        for size in (1, 8, 64, 256):
+            seconds, _ = timed(lambda size=size: train_population(
+                [params] * size, fold, list(range(size))))
+            rows.setdefault(f"population {size}", []).append(seconds / epochs / size)
+        for size in (64,):
+            seconds = vmap_epochs(fold, size, epochs)
+            rows.setdefault(f"torch.func vmap {size}", []).append(seconds / epochs / size)
+    for name, values in rows.items():
+        print(f"scaling: {name:22s} {statistics.median(values) * 1000:8.3f} ms per model-epoch")
+
+
+def vmap_epochs(fold: Any, size: int, epochs: int) -> float:
+    """The same lab models through stack_module_state + vmap + functional Adam (foreach)."""
+    from torch.func import functional_call, grad_and_value, stack_module_state, vmap
+
+    models = [nn.Sequential(nn.Linear(1, 20), nn.Tanh(), nn.Linear(20, 20), nn.Tanh(),
+                            nn.Linear(20, 1)) for _ in range(size)]
+    weights, _ = stack_module_state(models)  # type: ignore[arg-type]
+    base = models[0].to("meta")
+    x, y = fold.train.tensors()
+
+    def loss(w: dict[str, torch.Tensor], xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+        return ((functional_call(base, w, (xb,)) - yb) ** 2).mean()
+
+    step = vmap(grad_and_value(loss), in_dims=(0, None, None))
+    leaves = [w.detach().requires_grad_(False) for w in weights.values()]
+    names = list(weights)
+    optimizer = torch.optim.Adam(leaves, lr=0.01, foreach=True)
+    start = time.perf_counter()
+    for _ in range(epochs):
+        order = torch.randperm(len(x))
+        for xb, yb in zip(x[order].split(64), y[order].split(64), strict=True):
+            grads, _ = step(dict(zip(names, leaves, strict=True)), xb, yb)
+            for leaf, name in zip(leaves, names, strict=True):
+                leaf.grad = grads[name]
+            optimizer.step()
+    return time.perf_counter() - start
+
+
+def cosine_space(trial: optuna.Trial) -> dict[str, Any]:
+    """The homework's cosine space at module level: worker processes can unpickle it (the
+    study file's closure cannot travel, so ``hpo run`` runs that one in one process)."""
+    return dict(homework_space("cosine")(trial))
+
+
+def workers(args: argparse.Namespace) -> None:
+    """1 worker against 2. ``--workers 1`` gives its one worker every core as threads; the
+    study file's closure space runs one in-process worker with one thread, as each of 2
+    workers has: both are timed as the "1 worker" side."""
+    for repeat in range(args.repeats):
+        times = {}
+        for label, space, count in (("1 worker, 1 thread", homework_space("cosine"), 0),
+                                    ("1 worker, all threads", cosine_space, 1),
+                                    ("2 workers", cosine_space, 2)):
+            study = Study(name="w", space=space, data=LabData(n=1000),
+                          sampler="tpe", pruner="median", n_trials=args.trials, seed=0)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the closure's "one worker" notice
+                times[label], _ = hpo_run(study, workers=count, mode=args.mode)
+        two = times["2 workers"]
+        print(f"workers #{repeat} ({args.trials} cosine trials): " + ", ".join(
+            f"{label} {seconds:.1f} s" for label, seconds in times.items())
+            + f" | 2 workers against 1 worker with 1 thread: "
+            f"{times['1 worker, 1 thread'] / two:.2f}x, with all threads: "
+            f"{times['1 worker, all threads'] / two:.2f}x")
+
+
+def pruning(args: argparse.Namespace) -> None:
+    for pruner in ("none", "median", "percentile", "sha", "hyperband"):
+        epochs, best = [], []
+        for seed in range(args.seeds):
+            study = Study(name="p", space=homework_space("cosine"), data=LabData(n=1000),
+                          sampler="tpe", pruner=pruner, n_trials=args.trials, seed=seed)
+            _, result = hpo_run(study, workers=args.workers, mode=args.mode)
+            epochs.append(sum(t.user_attrs.get("epochs_run", 0) for t in result.trials))
+            best.append(result.best_value)
+        print(f"pruning: {pruner:10s} epochs trained (median of {args.seeds} seeds) "
+              f"{statistics.median(epochs):6.0f}, best R² median {statistics.median(best):.4f} "
+              f"min {min(best):.4f}")
+
+
+SECTIONS = {"homework": homework, "grid": grid, "diabetes": diabetes, "scaling": scaling,
+            "workers": workers, "pruning": pruning}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sections", nargs="+", choices=SECTIONS)
+    parser.add_argument("--trials", type=int, default=100, help="hpo trials per study")
+    parser.add_argument("--baseline-trials", type=int, default=10,
+                        help="hand-written baseline trials per family (it is slow)")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="hpo worker processes; 0: hpo's default (a 1-thread one per core)")
+    parser.add_argument("--families", default=",".join(FAMILIES))
+    parser.add_argument("--mode", default="auto", choices=("auto", "population", "single"))
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print("command: python -u benchmarks/bench_population.py " + " ".join(sys.argv[1:]))
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), "
+          f"load average {Path('/proc/loadavg').read_text().split()[:3]}")
+    for section in args.sections:
+        SECTIONS[section](args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,327 @@
+"""Trials trained many at a time: ask Optuna for a batch, group, train each group as one.
+
+Batches double from 8 trials up to ``RunOptions.population_size`` (the runner decides):
+Optuna's pruners compare a trial only with finished ones, so trials of one batch never
+prune each other; the first batch's finished trials are what the next batch is pruned by.
+
+Each batch of asked trials is grouped by `hpo.train.batched.group_key` (layer shapes,
+activation, batch norm, batch size, epochs); a group of two or more trains as one population.
+A trial alone in its group, or with batch norm (`hpo.train.batched.batches_exactly`: its
+batched R² would not match a retrain, which ``hpo export`` checks), runs one at a time as
+before, unless ``force`` (``--mode population``). A study scored over several training
+seeds (``Study.seeds > 1``) always runs one at a time: its extra seeds are not batched.
+Every epoch each model's test R² goes to its own trial through its own `OptunaReporter`, so
+pruners act per trial; a pruned model leaves the batch and its trial is told PRUNED at that
+epoch; a model whose loss turns non-finite is told FAIL (``ended=diverged``) alone. Each trial
+gets the user attrs the one-at-a-time path writes (``runner`` included), through the same
+`OptunaReporter`, plus ``population`` (its group's size).
+
+Faults end trials as `hpo.runners.trials.fail_trial` ends one trial: an exception inside a
+population (out of memory, a bug) fails that population's open trials with its reason and the
+study goes on; Ctrl-C, SIGTERM or an orphaned worker fails them as ``interrupted``, queues
+each again with its params, and stops. ``--trial-timeout`` is checked after every epoch
+against the population's wall time (its trials run at once): past it, the open trials fail
+as ``timeout``. Every trial of a running population beats its heartbeat (RDB storages).
+
+With k cross-validation folds, and no pruner that could stop a trial between folds, the
+k folds of every trial of a full-batch group train side by side as one population
+(`hpo.train.batched.folds_train_together`); otherwise the folds run one after another,
+each fold one population. Either way every trial then reports its running mean R² after
+each fold (step = fold), as one at a time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import time
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+from optuna.storages import RetryHeartbeatStaleTrialCallback
+from optuna.trial import TrialState
+
+from hpo.data import Fold
+from hpo.runners.faults import TrialTimeout, message_of, reason_of
+from hpo.runners.trials import OptunaReporter, call_space, fail_trial, run_trial
+from hpo.store.optuna_internals import heartbeat
+from hpo.study.config import Study
+from hpo.train.batched import (
+    Member,
+    batches_exactly,
+    folds_train_together,
+    group_key,
+    train_population,
+)
+from hpo.train.objective import REPORTED
+
+
+def run_batch(study: Study, optuna_study: optuna.Study, trials: Sequence[optuna.Trial],
+              folds: list[Fold], device: str, *, force: bool = False,
+              keep_going: Callable[[], bool] = lambda: True, timeout: float | None = None,
+              log: Path | None = None) -> list[tuple[str, str]]:
+    """Run ``trials`` (already asked): groups of two or more together, the rest alone.
+
+    Returns how the trials ended, as ``(ended, error message)`` for the runner's
+    `RepeatGuard`: ``complete``, ``pruned`` or a failure reason of `hpo.runners.faults`, one
+    per trial, except that a fault that failed a whole population counts once (it is one
+    fault, not one per model).
+    ``keep_going`` is asked every epoch: when it turns False (the worker was orphaned) the
+    population stops and its open trials are failed as ``interrupted``.
+    """
+    entries = [_Entry(optuna_study, trial) for trial in trials]
+    for entry in entries:  # as run_trial records them, before anything can fail
+        entry.reporter.record({"worker": f"{socket.gethostname()}:{os.getpid()}",
+                               "source": "search", "runner": "optuna"})
+    context = _Context(study, optuna_study, folds, device, keep_going, timeout, log)
+    groups: dict[tuple[Any, ...], list[_Entry]] = {}
+    in_features = folds[0].train.x.shape[1]
+    try:
+        for entry in entries:
+            try:
+                entry.params = call_space(study, entry.trial)
+            except Exception as error:  # a mistake in the space fails this trial alone,
+                _fail(context, entry, error)  # as in run_trial; the RepeatGuard judges
+                continue
+            groups.setdefault(group_key(entry.params, in_features), []).append(entry)
+        for group in groups.values():
+            _run_one_group(context, group, force)
+    except BaseException as error:  # Ctrl-C (or a bug): the batch's other trials are not
+        if reason_of(error) == "interrupted":  # left RUNNING, and interrupted ones run again
+            _interrupt(context, entries, error)
+        for entry in entries:
+            _fail(context, entry, error)
+        raise
+    return [(entry.ended, str(entry.trial.user_attrs.get("error", "")))
+            for entry in entries if not entry.shared_fault]
+
+
+class _Context:
+    """What every group of one batch shares."""
+
+    def __init__(self, study: Study, optuna_study: optuna.Study, folds: list[Fold], device: str,
+                 keep_going: Callable[[], bool], timeout: float | None,
+                 log: Path | None) -> None:
+        self.study, self.optuna_study, self.folds, self.device = study, optuna_study, folds, device
+        self.keep_going, self.timeout, self.log = keep_going, timeout, log
+
+
+def batchable(study: Study, group: Sequence[Mapping[str, Any]], force: bool) -> bool:
+    """Whether a group of params (one group key) trains as one population."""
+    if study.seeds > 1:  # evaluate's extra seeds and their spread are not batched
+        return False
+    return force or (len(group) > 1 and batches_exactly(group[0]))
+
+
+def _run_one_group(context: _Context, group: list[_Entry], force: bool) -> None:
+    if not batchable(context.study, [e.params for e in group], force):
+        for entry in group:
+            if not context.keep_going():  # orphaned: the trials not yet run run again later
+                _interrupt(context, group)
+                return
+            entry.open = False  # run_trial tells the storage how it ended
+            with heartbeat(context.optuna_study, entry.trial):
+                entry.ended = run_trial(context.study, context.optuna_study, entry.trial,
+                                        context.folds, context.device,
+                                        timeout=context.timeout, log=context.log)
+    elif context.keep_going():
+        _run_group(context, group)
+    else:
+        _interrupt(context, group)
+
+
+class _Orphaned(Exception):
+    """The worker's parent died: end the population where it is (the worker then stops)."""
+
+
+class _Entry:
+    """One asked trial of a batch: its reporter, params and fate."""
+
+    def __init__(self, optuna_study: optuna.Study, trial: optuna.Trial) -> None:
+        self.optuna_study, self.trial = optuna_study, trial
+        self.reporter = OptunaReporter(trial)
+        self.params: dict[str, Any] = {}
+        self.open = True  # not yet told
+        self.ended = "interrupted"  # until told otherwise
+        self.shared_fault = False  # failed by a fault its population's first trial counts
+
+    def tell(self, value: float | None = None, state: TrialState | None = None,
+             ended: str = "complete") -> None:
+        """Tell how the trial ended (``ended``: as run_trial returns it) unless already told."""
+        if self.open:
+            self.optuna_study.tell(self.trial, value, state=state)
+            self.open = False
+            self.ended = ended
+
+
+def _fail(context: _Context, entry: _Entry, error: BaseException) -> None:
+    """End an open trial as the one-at-a-time path ends one that raised ``error``."""
+    if entry.open:
+        entry.open = False
+        entry.ended = fail_trial(context.optuna_study, entry.trial, entry.reporter, error,
+                                 context.log)
+
+
+def _interrupt(context: _Context, entries: Sequence[_Entry],
+               error: BaseException | None = None) -> None:
+    """Fail the open ``entries`` as interrupted and queue each again with its params, as
+    `fail_trial` does one trial at a time, but with one copy of the study's trials for all:
+    its ``retry_with_same_params`` copies every trial per call, which for a population of
+    64 took seconds (an orphaned worker is meant to stop at once)."""
+    interrupted = [entry for entry in entries if entry.open]
+    if not interrupted:
+        return
+    message = message_of(error if error is not None else KeyboardInterrupt())
+    for entry in interrupted:
+        entry.reporter.record({"ended": "interrupted", "error": message})
+        context.optuna_study.tell(entry.trial, state=TrialState.FAIL)
+        entry.open, entry.ended = False, "interrupted"
+    by_number = {t.number: t for t in context.optuna_study.get_trials()}  # a copy: the
+    with warnings.catch_warnings():                                       # callback extends
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # its lists
+        retry = RetryHeartbeatStaleTrialCallback(max_retry=None)
+        for entry in interrupted:
+            retry(context.optuna_study, by_number[entry.trial.number])
+
+
+def _run_group(context: _Context, group: list[_Entry]) -> None:
+    try:
+        with contextlib.ExitStack() as beats:
+            for entry in group:
+                beats.enter_context(heartbeat(context.optuna_study, entry.trial))
+            _start(context, group)
+            deadline = time.monotonic() + (context.timeout or float("inf"))
+
+            def check() -> None:  # after every epoch
+                if not context.keep_going():
+                    raise _Orphaned
+                if time.monotonic() > deadline:
+                    raise TrialTimeout(
+                        f"the trial ran past --trial-timeout {context.timeout:g} s")
+
+            if len(context.folds) == 1:
+                _train_split(context, group, context.folds[0], check)
+            else:
+                _train_folds(context, group, check)
+    except _Orphaned:  # failed as interrupted: queued again with the same params
+        _interrupt(context, group)
+    except Exception as error:  # a fault fails this population's open trials, as one trial
+        failed = [entry for entry in group if entry.open]
+        for entry in failed:
+            _fail(context, entry, error)
+            entry.shared_fault = entry is not failed[0]
+    # KeyboardInterrupt and SystemExit go on to run_batch, which fails the whole batch.
+
+
+def _start(context: _Context, group: list[_Entry]) -> None:
+    for entry in group:  # what evaluate records first, then the population's size
+        entry.reporter.record({
+            "params": dict(entry.params), "family": str(entry.params["scheduler"]),
+            "device": context.device, "seed": context.study.seed + entry.trial.number,
+            "threads": torch.get_num_threads(), "population": len(group)})
+
+
+def _train_split(context: _Context, group: list[_Entry], fold: Fold,
+                 check: Callable[[], None]) -> None:
+    def report(epoch: int, rows: Mapping[int, dict[str, float]]) -> set[int]:
+        pruned = set()
+        for index, row in rows.items():
+            try:
+                group[index].reporter.report(epoch, {k: float(row[k]) for k in REPORTED})
+            except optuna.TrialPruned:
+                group[index].tell(state=TrialState.PRUNED, ended="pruned")
+                pruned.add(index)
+        check()
+        return pruned
+
+    members = train_population([e.params for e in group], fold, _seeds(context.study, group),
+                               device=context.device, callback=report)
+    for entry, member in zip(group, members, strict=True):
+        if entry.open:
+            _finish(context.study, entry, member)
+
+
+def _finish(study: Study, entry: _Entry, member: Member) -> None:
+    entry.reporter.record({"n_params": member.n_params, "history": member.rows,
+                           "epochs_run": len(member.rows)})
+    if member.stopped == "diverged":
+        entry.reporter.record({"ended": "diverged", "message": member.message})
+        entry.tell(state=TrialState.FAIL, ended="diverged")
+        return
+    scored = _scored(member.rows, study.score)
+    entry.reporter.record({**_summary(scored), "seconds": member.seconds})
+    entry.tell(scored["test_r2"])
+
+
+def _train_folds(context: _Context, group: list[_Entry], check: Callable[[], None]) -> None:
+    rows: dict[int, list[dict[str, Any]]] = {i: [] for i in range(len(group))}
+    alive, members = list(range(len(group))), {}
+    folds, seeds = context.folds, _seeds(context.study, group)
+    options: dict[str, Any] = {
+        "device": context.device, "callback": lambda _epoch, _rows: check(),
+        "every_epoch": context.study.score == "best"}  # "final" reads the last epoch only
+    # Without a pruner no trial stops between folds, so every fold trains at once (one more
+    # batch axis; the same models, seeds and scores as fold after fold).
+    together = context.study.pruner == "none" and folds_train_together(group[0].params, folds)
+    if together:
+        every = train_population(
+            [entry.params for entry in group for _ in folds], [f for _ in group for f in folds],
+            [seed + number for seed in seeds for number in range(1, len(folds) + 1)], **options)
+    for number, fold in enumerate(folds, start=1):
+        if together:
+            trained = [every[i * len(folds) + number - 1] for i in alive]
+        else:  # the time limit is checked each epoch (one at a time: also inside epochs)
+            trained = train_population([group[i].params for i in alive], fold,
+                                       [seeds[i] + number for i in alive], **options)
+        for index, member in zip(list(alive), trained, strict=True):
+            members[index] = member
+            entry = group[index]
+            if member.stopped == "diverged":
+                entry.reporter.record({"ended": "diverged", "message": member.message})
+                entry.tell(state=TrialState.FAIL, ended="diverged")
+                alive.remove(index)
+                continue
+            scored = _scored(member.rows, context.study.score)
+            rows[index].append({"fold": number, **_summary(scored), "seconds": member.seconds})
+            try:
+                entry.reporter.report(number, {"test_r2": _mean(rows[index], "test_r2"),
+                                               "test_mse": _mean(rows[index], "test_mse")})
+            except optuna.TrialPruned:
+                entry.tell(state=TrialState.PRUNED, ended="pruned")
+                alive.remove(index)
+        if not alive:
+            break
+    for index in alive:
+        _finish_folds(group[index], members[index], rows[index])
+
+
+def _finish_folds(entry: _Entry, member: Member, rows: list[dict[str, Any]]) -> None:
+    entry.reporter.record({
+        "n_params": member.n_params, "history": rows, "epochs_run": int(entry.params["epochs"]),
+        "ended": "completed", **{k: _mean(rows, k) for k in ("train_mse", "test_mse", "test_r2")},
+        "seconds": sum(row["seconds"] for row in rows)})
+    entry.tell(_mean(rows, "test_r2"))
+
+
+def _seeds(study: Study, group: Sequence[_Entry]) -> list[int]:
+    return [study.seed + entry.trial.number for entry in group]  # as run_trial seeds a trial
+
+
+def _scored(rows: list[dict[str, float]], score: str) -> dict[str, float]:
+    if score == "best":
+        return max(rows, key=lambda row: row["test_r2"])  # the first of equal bests, as argmax
+    return rows[-1]
+
+
+def _summary(row: Mapping[str, float]) -> dict[str, Any]:
+    return {"train_mse": row["train_mse"], "test_mse": row["test_mse"],
+            "test_r2": row["test_r2"], "ended": "completed"}
+
+
+def _mean(rows: list[dict[str, Any]], key: str) -> float:
+    return sum(row[key] for row in rows) / len(rows)

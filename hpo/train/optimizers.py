@@ -1,0 +1,125 @@
+"""SGD, Adam, AdamW and RMSprop on stacked weights, with one lr and knob value per model.
+
+The formulas are torch's own single-tensor ones (``torch.optim.SGD`` etc. with their default
+betas, alpha and eps, as ``search_spaces.build_optimizer`` builds them), written on tensors
+whose first axis is the model, so one call steps a whole population. Models of different
+optimizers may share a population: each kind's update is computed and each model keeps its
+own kind's result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import torch
+
+_BETAS, _ADAM_EPS = (0.9, 0.999), 1e-8
+_ALPHA, _RMS_EPS = 0.99, 1e-8
+
+
+class StackedOptimizer:
+    """Per-model optimizer state over weights shaped ``(models, ...)``."""
+
+    def __init__(self, weights: list[torch.Tensor], params: Sequence[Mapping[str, Any]],
+                 device: torch.device) -> None:
+        self.weights = weights
+        names = [str(p["optimizer"]) for p in params]
+        self.kinds = sorted(set(names))
+        # The weights' own dtype: float64 weights (the float64 parity test) get float64 knobs.
+        self.dtype = weights[0].dtype
+        # (models, 1, ...): one value per model, broadcast over each weight's other axes.
+        self.column_shape = (-1,) + (1,) * (weights[0].dim() - 1)
+
+        def column(values: list[float]) -> torch.Tensor:
+            return torch.tensor(values, dtype=self.dtype, device=device).view(self.column_shape)
+
+        self.masks = {k: column([float(n == k) for n in names]).bool() for k in self.kinds}
+        self.weight_decay = column([float(p.get("weight_decay") or 0.0) for p in params])
+        self.momentum = column([float(p.get("momentum") or 0.0) for p in params])
+        self.nesterov = column([float(bool(p.get("nesterov"))) for p in params]).bool()
+        self.lr = column([float(p["lr"]) for p in params])
+        self.steps = 0
+        self.state: list[dict[str, torch.Tensor]] = [{} for _ in weights]
+
+    def set_lr(self, lrs: torch.Tensor) -> None:
+        """This epoch's learning rate of every model still training, in model-axis order."""
+        self.lr = lrs.to(self.dtype).view(self.column_shape)
+
+    def zero_grad(self) -> None:
+        for weight in self.weights:
+            weight.grad = None
+
+    @torch.no_grad()
+    def step(self) -> None:
+        self.steps += 1
+        for index, weight in enumerate(self.weights):
+            grad = weight.grad
+            if grad is None:
+                continue
+            new: torch.Tensor | None = None
+            for kind in self.kinds:
+                value = _UPDATES[kind](self, self.state[index], weight, grad)
+                new = value if new is None else torch.where(self.masks[kind], value, new)
+            assert new is not None  # a population has at least one kind
+            weight.copy_(new)
+
+    def keep(self, index: torch.Tensor, weights: list[torch.Tensor]) -> None:
+        """Keep only the models at ``index`` (the others were pruned or diverged)."""
+        self.weights = weights
+        self.masks = {k: m[index] for k, m in self.masks.items()}
+        for name in ("weight_decay", "momentum", "nesterov", "lr"):
+            setattr(self, name, getattr(self, name)[index])
+        self.state = [{k: v[index] for k, v in state.items()} for state in self.state]
+
+    def _with_l2(self, weight: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+        return grad + self.weight_decay * weight
+
+
+def _sgd(opt: StackedOptimizer, state: dict[str, torch.Tensor], weight: torch.Tensor,
+         grad: torch.Tensor) -> torch.Tensor:
+    grad = opt._with_l2(weight, grad)
+    # torch starts the buffer at the first gradient; momentum 0 then keeps it equal to grad.
+    buf = state["sgd"] = grad.clone() if "sgd" not in state else (
+        state["sgd"] * opt.momentum + grad)
+    direction = torch.where(opt.nesterov, grad + opt.momentum * buf, buf)
+    return weight - opt.lr * direction
+
+
+def _adam_step(opt: StackedOptimizer, state: dict[str, torch.Tensor], key: str,
+               weight: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    beta1, beta2 = _BETAS
+    m = state.setdefault(f"{key}_m", torch.zeros_like(weight))
+    v = state.setdefault(f"{key}_v", torch.zeros_like(weight))
+    m.lerp_(grad, 1 - beta1)
+    v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+    step_size = opt.lr / (1 - beta1**opt.steps)
+    denom = v.sqrt() / (1 - beta2**opt.steps) ** 0.5 + _ADAM_EPS
+    return weight - step_size * (m / denom)
+
+
+def _adam(opt: StackedOptimizer, state: dict[str, torch.Tensor], weight: torch.Tensor,
+          grad: torch.Tensor) -> torch.Tensor:
+    return _adam_step(opt, state, "adam", weight, opt._with_l2(weight, grad))
+
+
+def _adamw(opt: StackedOptimizer, state: dict[str, torch.Tensor], weight: torch.Tensor,
+           grad: torch.Tensor) -> torch.Tensor:
+    decayed = weight * (1 - opt.lr * opt.weight_decay)  # decoupled from the gradient
+    return _adam_step(opt, state, "adamw", decayed, grad)
+
+
+def _rmsprop(opt: StackedOptimizer, state: dict[str, torch.Tensor], weight: torch.Tensor,
+             grad: torch.Tensor) -> torch.Tensor:
+    grad = opt._with_l2(weight, grad)
+    square = state.setdefault("rms_sq", torch.zeros_like(weight))
+    square.mul_(_ALPHA).addcmul_(grad, grad, value=1 - _ALPHA)
+    scaled = grad / (square.sqrt() + _RMS_EPS)
+    # With momentum 0 the buffer is the scaled gradient itself: torch's plain update.
+    buf = state["rms_buf"] = state.get("rms_buf", torch.zeros_like(weight)) * opt.momentum + scaled
+    return weight - opt.lr * buf
+
+
+_UPDATES: dict[str, Callable[..., torch.Tensor]] = {
+    "sgd": _sgd, "adam": _adam, "adamw": _adamw, "rmsprop": _rmsprop,
+}

@@ -1,0 +1,333 @@
+"""The population (batched) path against the one-at-a-time path, and its runner."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+import pytest
+import torch
+from optuna.trial import TrialState
+
+from hpo import ConfigError, LabData, Mtcars, Study
+from hpo.data import Fold, prepare_folds
+from hpo.runners.optuna_runner import RunOptions, run
+from hpo.study.file import load_from_file
+from hpo.train.batched import train_population
+from hpo.train.objective import train_params
+from search_spaces import FAMILIES, OPTIMIZERS, suggest_optimizer, suggest_scheduler
+from tests.conftest import write_study
+
+EPOCHS = 8
+NET = {"hidden_layers": 2, "width": 6, "activation": "tanh", "batch_norm": False,
+       "dropout": 0.0, "batch_size": 32, "epochs": EPOCHS}
+
+
+@pytest.fixture(scope="module")
+def fold() -> Fold:
+    return prepare_folds(LabData(n=120, seed=0), test_size=0.3, seed=0)[0]
+
+
+class _Float64Part:
+    """A fold part whose tensors are float64 (RegressionData's are float32 by design)."""
+
+    def __init__(self, part: Any) -> None:
+        self.x, self.y = part.x.astype(np.float64), part.y.astype(np.float64)
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def tensors(self, device: str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.tensor(self.x, device=device), torch.tensor(self.y, device=device)
+
+
+@pytest.fixture
+def fold64(fold: Fold) -> Iterator[Fold]:
+    """The fold and every model in float64, for the parity tests.
+
+    In float32 the two paths round differently (``baddbmm`` sums in another order than one
+    model's ``addmm``; Adam's step size is a tensor, not a Python float), and runs at a high
+    rmsprop lr, whose R² swings between -20 and 0 epoch to epoch, blow the last-bit
+    difference up to 1e-2 within 8 epochs. In float64 the rounding is 1e-16, so any
+    difference beyond about 1e-12 is a real difference of the algorithm.
+    """
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)  # build_model's weights in both paths
+    try:
+        yield dataclasses.replace(fold, train=_Float64Part(fold.train),
+                                  test=_Float64Part(fold.test))
+    finally:
+        torch.set_default_dtype(default)
+
+
+def _config(family: str, optimizer: str, seed: int, **net: Any) -> dict[str, Any]:
+    """Knob values drawn at random from the real spaces (momentum, nesterov included)."""
+    trial = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed)).ask()
+    return {**NET, **net, **suggest_optimizer(trial, optimizer=optimizer),
+            **suggest_scheduler(trial, families=family)}
+
+
+def _assert_same_curves(params: list[dict[str, Any]], fold: Fold) -> None:
+    seeds = [7 + i for i in range(len(params))]
+    members = train_population(params, fold, seeds)
+    for config, seed, member in zip(params, seeds, members, strict=True):
+        _, _, alone = train_params(config, fold, seed=seed)
+        history = alone.history
+        assert len(member.rows) == len(history) == EPOCHS
+        assert [row["lr"] for row in member.rows] == pytest.approx(list(history["lr"]),
+                                                                   rel=1e-12)
+        batched = [row["test_r2"] for row in member.rows]
+        expected = list(history["test_r2"])
+        assert batched == pytest.approx(expected, rel=1e-9, abs=1e-9), config
+
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def test_every_family_and_optimizer_matches_the_one_at_a_time_path(fold64: Fold) -> None:
+    # One population mixing all nine schedules and four optimizers: lr per epoch equal,
+    # R² per epoch equal to float64 rounding (measured: 1e-13 at most).
+    params = [_config(family, optimizer, seed=i)
+              for i, (family, optimizer) in enumerate(
+                  (f, o) for f in FAMILIES for o in OPTIMIZERS)]
+    _assert_same_curves(params, fold64)
+
+
+@pytest.mark.parametrize("family", ["cosine", "plateau"])
+def test_batch_norm_matches_with_sgd(fold64: Fold, family: str) -> None:
+    # With batch norm the bias before it has a zero true gradient, so its updates are
+    # rounding noise; Adam-like optimizers scale that noise up to a full step (measured
+    # 2e-7 in R² even in float64), which is why auto mode trains batch norm one at a time.
+    # SGD does not amplify it: only SGD is compared.
+    params = [_config(family, "sgd", seed=i, batch_norm=True) for i in range(3)]
+    _assert_same_curves(params, fold64)
+
+
+def test_a_pruned_model_stops_alone(fold: Fold) -> None:
+    params = [_config("cosine", "adam", seed=i) for i in range(3)]
+    members = train_population(params, fold, [0, 1, 2],
+                               callback=lambda epoch, rows: {1} if epoch == 3 else set())
+    assert [len(m.rows) for m in members] == [EPOCHS, 3, EPOCHS]
+    assert [m.stopped for m in members] == [None, "callback", None]
+    _, _, alone = train_params(params[2], fold, seed=2)
+    assert members[2].rows[-1]["test_r2"] == pytest.approx(alone.history["test_r2"].iloc[-1],
+                                                           abs=1e-5)
+
+
+def test_a_diverging_model_fails_alone() -> None:
+    # The course's lesson: SGD at lr 0.1 on mpg ~ wt diverges, 0.02 converges.
+    fold = prepare_folds(Mtcars(features=("wt",), target="mpg"), test_size=0.3, seed=0)[0]
+    base = {"hidden_layers": 0, "optimizer": "sgd", "scheduler": "constant",
+            "batch_size": "full", "epochs": 300}
+    params = [{**base, "lr": 0.1}, {**base, "lr": 0.02}]
+    members = train_population(params, fold, [0, 1])
+    assert members[0].stopped == "diverged" and "diverged at epoch" in members[0].message
+    assert members[1].stopped is None and len(members[1].rows) == 300
+    _, _, alone = train_params(params[1], fold, seed=1)
+    assert members[1].rows[-1]["test_r2"] == pytest.approx(alone.history["test_r2"].iloc[-1],
+                                                           abs=1e-5)
+
+
+def _grid_study(name: str) -> Study:
+    from studies.cars_grid import space
+
+    return Study(name=name, space=space, data=Mtcars(features=("wt",), target="mpg"),
+                 cv_folds=3, sampler="grid", pruner="none",
+                 grid={"lr": [0.02, 0.05, 0.1], "epochs": [10, 200]}, seed=0)
+
+
+def test_a_cross_validated_grid_stores_what_one_at_a_time_stores(tmp_path: Path) -> None:
+    stored = {}
+    for mode in ("population", "single"):
+        study = run(_grid_study(mode), RunOptions(storage=str(tmp_path / "s.journal"),
+                                                  workers=1, progress=False, mode=mode))
+        stored[mode] = {(t.params["lr"], t.params["epochs"]): t for t in study.trials}
+    for point, alone in stored["single"].items():
+        batched = stored["population"][point]
+        assert batched.state == alone.state, point
+        assert set(alone.user_attrs) <= set(batched.user_attrs)
+        assert batched.user_attrs["ended"] == alone.user_attrs["ended"]
+        if alone.state == TrialState.COMPLETE:
+            assert batched.value == pytest.approx(alone.value, rel=1e-5, abs=1e-5)
+    assert stored["population"][(0.1, 200)].user_attrs["ended"] == "diverged"
+
+
+def test_the_runner_prunes_and_records_each_trial(tmp_path: Path) -> None:
+    study = load_from_file(write_study(tmp_path, pruner="median", sampler="random",
+                                       n_trials=24, epochs=10, lr_low=1e-5, lr_high=0.3),
+                           "tiny")
+    trials = run(study, RunOptions(storage=str(tmp_path / "s.journal"), workers=1,
+                                   progress=False, population_size=8)).trials  # batches of 8, 8, 8
+    assert len(trials) == 24
+    pruned = [t for t in trials if t.state == TrialState.PRUNED]
+    assert pruned, "a wide lr range gives the median pruner something to cut"
+    for trial in pruned:
+        assert trial.user_attrs["ended"] == "pruned"
+        assert trial.user_attrs["epochs_run"] == max(trial.intermediate_values) < 10
+    for trial in trials:
+        assert trial.user_attrs["population"] == 8
+        if trial.state == TrialState.COMPLETE:
+            assert trial.user_attrs["test_r2"] == trial.value
+            assert len(trial.intermediate_values) == 10
+            assert math.isfinite(trial.user_attrs["seconds"])
+
+
+def test_population_mode_is_refused_with_the_ray_runner(tmp_path: Path) -> None:
+    study = load_from_file(write_study(tmp_path), "tiny")
+    with pytest.raises(ConfigError, match="--mode population"):
+        run(study, RunOptions(storage=str(tmp_path / "s.journal"), runner="ray",
+                              mode="population", progress=False))
+
+
+@pytest.mark.parametrize(("field", "value", "match"), [
+    ("mode", "fast", "`mode` must be one of"),
+    ("population_size", 0, "population_size >= 1"),
+])
+def test_run_options_refuse_bad_values(field: str, value: Any, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        RunOptions(**{field: value})
+
+
+# --- faults: as tests/test_faults.py for the one-at-a-time path ----------------------------
+
+QUIET = {"progress": False, "workers": 1}
+
+
+def _failing_populations(monkeypatch: pytest.MonkeyPatch, errors: list[BaseException]) -> None:
+    """The population trainer raises ``errors`` in turn, one per call, then trains."""
+    import hpo.runners.population as population_module
+
+    real = population_module.train_population
+
+    def train(*args: Any, **kwargs: Any) -> Any:
+        if errors:
+            raise errors.pop(0)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(population_module, "train_population", train)
+
+
+@pytest.mark.parametrize(("error", "reason"), [
+    (RuntimeError("user code broke"), "error"),
+    (torch.cuda.OutOfMemoryError("CUDA out of memory (fake)"), "oom"),
+])
+def test_a_fault_fails_its_population_with_a_reason_and_the_study_goes_on(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: BaseException,
+        reason: str) -> None:
+    _failing_populations(monkeypatch, [error])
+    study = load_from_file(write_study(tmp_path, n_trials=12, epochs=3), "tiny")
+    storage = tmp_path / "s.journal"
+    done = run(study, RunOptions(storage=str(storage), population_size=8, **QUIET))
+    first, second = done.trials[:8], done.trials[8:]  # batches of 8, then 4
+    assert [t.state for t in first] == [TrialState.FAIL] * 8
+    assert {t.user_attrs["ended"] for t in first} == {reason}
+    assert first[0].user_attrs["error"].endswith(str(error))
+    assert first[0].user_attrs["runner"] == "optuna"
+    assert [t.state for t in second] == [TrialState.COMPLETE] * 4
+    if reason == "error":
+        assert "Traceback" in Path(f"{storage}.errors.log").read_text()
+
+
+def test_the_same_error_in_every_population_stops_the_run_once(
+        in_tmp: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from hpo.cli import main
+
+    _failing_populations(monkeypatch, [KeyError("width") for _ in range(10)])
+    write_study(in_tmp, n_trials=40, epochs=3)
+    code = main(["run", "tiny.py", "--workers", "1", "--no-progress",
+                 "--population-size", "8"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "same error" in err[0] and "KeyError" in err[0]
+    from hpo.store.storage import open_storage
+
+    stored = optuna.load_study(study_name="tiny", storage=open_storage(str(in_tmp / "hpo.journal")))
+    # A population's fault counts once: three populations of 8 failed, then the run stopped.
+    assert [t.state for t in stored.trials] == [TrialState.FAIL] * 24
+
+
+def test_an_interrupt_fails_the_population_and_queues_its_trials_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _failing_populations(monkeypatch, [KeyboardInterrupt()])
+    study = load_from_file(write_study(tmp_path, n_trials=8, epochs=3), "tiny")
+    storage = str(tmp_path / "s.journal")
+    with pytest.raises(KeyboardInterrupt):
+        run(study, RunOptions(storage=storage, population_size=8, **QUIET))
+    from hpo.store.storage import open_storage
+
+    trials = optuna.load_study(study_name="tiny", storage=open_storage(storage)).trials
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    waiting = [t for t in trials if t.state == TrialState.WAITING]
+    assert len(failed) == 8 and {t.user_attrs["ended"] for t in failed} == {"interrupted"}
+    assert sorted(t.params["lr"] for t in waiting) == sorted(t.params["lr"] for t in failed)
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    # Run again: the queued copies train, and the study counts 8 finished trials.
+    resumed = run(study, RunOptions(storage=storage, population_size=8, **QUIET))
+    assert len([t for t in resumed.trials if t.state == TrialState.COMPLETE]) == 8
+
+
+def test_a_mistake_in_the_space_fails_its_trial_alone(tmp_path: Path) -> None:
+    path = write_study(tmp_path, n_trials=8, epochs=3)
+    text = path.read_text().replace(
+        "def space(trial):\n",
+        "def space(trial):\n    if trial.number == 2:\n        raise KeyError('lr')\n")
+    path.write_text(text)
+    study = load_from_file(path, "tiny")
+    done = run(study, RunOptions(storage=str(tmp_path / "s.journal"), population_size=8,
+                                 **QUIET))
+    states = {t.number: t.state for t in done.trials}
+    assert states[2] == TrialState.FAIL and done.trials[2].user_attrs["ended"] == "error"
+    assert "KeyError" in done.trials[2].user_attrs["error"]
+    assert [n for n, s in states.items() if s == TrialState.COMPLETE] == [0, 1, 3, 4, 5, 6, 7]
+    assert all(t.user_attrs["population"] == 7 for t in done.trials if t.number != 2)
+
+
+def test_scoring_only_the_last_epoch_trains_the_same_models() -> None:
+    # k-fold trials scored on their final epoch skip the other epochs' scores; the
+    # models, the divergence and the final row must not change.
+    fold = prepare_folds(Mtcars(features=("wt",), target="mpg"), test_size=0.3, seed=0)[0]
+    base = {"hidden_layers": 0, "optimizer": "sgd", "batch_size": "full", "epochs": 300}
+    params = [{**base, "lr": 0.1, "scheduler": "constant"},
+              {**base, "lr": 0.02, "scheduler": "constant"},
+              {**base, "lr": 0.05, "scheduler": "plateau", "plateau_factor": 0.5,
+               "plateau_patience": 3}]
+    every = train_population(params, fold, [0, 1, 2])
+    last = train_population(params, fold, [0, 1, 2], every_epoch=False)
+    assert last[0].stopped == every[0].stopped == "diverged"
+    assert last[0].message == every[0].message
+    for one, other in zip(every[1:], last[1:], strict=True):
+        assert len(other.rows) == 1
+        assert {k: v for k, v in other.rows[0].items() if k != "seconds"} == {
+            k: v for k, v in one.rows[-1].items() if k != "seconds"}
+
+
+def test_folds_trained_side_by_side_match_fold_after_fold() -> None:
+    # k-fold CV as one more batch axis: the folds differ by a row, so each is padded and
+    # masked; in float64 every fold's curve must equal that fold trained alone.
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        folds = [dataclasses.replace(f, train=_Float64Part(f.train), test=_Float64Part(f.test))
+                 for f in prepare_folds(Mtcars(features=("wt", "hp"), target="mpg"),
+                                        cv_folds=3, standardize=True, seed=0)]
+        assert len({len(f.train) for f in folds}) > 1  # the padding is exercised
+        params = [{**_config(family, optimizer, seed=i), "batch_size": "full", "epochs": 30}
+                  for i, (family, optimizer) in enumerate(
+                      [("plateau", "adam"), ("cosine", "sgd"), ("step", "rmsprop")])]
+        together = train_population([p for p in params for _ in folds],
+                                    [f for _ in params for f in folds],
+                                    [s + k for s in (3, 4, 5) for k in range(3)])
+        for i, config in enumerate(params):
+            for k, fold in enumerate(folds):
+                (alone,) = train_population([config], fold, [3 + i + k])
+                batched = together[i * len(folds) + k]
+                for key in ("lr", "train_loss", "test_loss", "train_r2", "test_r2", "test_mse"):
+                    assert [r[key] for r in batched.rows] == pytest.approx(
+                        [r[key] for r in alone.rows], rel=1e-9, abs=1e-9), (config, k, key)
+    finally:
+        torch.set_default_dtype(default)
