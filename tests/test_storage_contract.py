@@ -20,6 +20,7 @@ from optuna.trial import TrialState
 
 import hpo.store.storage as storage_module
 from hpo.runners.optuna_runner import RunOptions, create_or_load, run
+from hpo.store.attrs import trial_history_rows, trial_params
 from hpo.store.optuna_internals import storage_of
 from hpo.store.storage import open_storage
 from hpo.store.summary import counted_trials, finished_count
@@ -86,9 +87,13 @@ def test_pruning_and_intermediate_values(tmp_path: Path, storage: str) -> None:
 def test_attributes(tmp_path: Path, storage: str) -> None:
     trial = run(_study(tmp_path, n_trials=1, epochs=2),
                 RunOptions(storage=storage, **QUIET)).trials[0]
-    for key in ("worker", "params", "family", "ended", "n_params", "seed", "history"):
+    for key in ("worker", "family", "ended", "n_params", "seed"):
         assert key in trial.user_attrs
     assert trial.user_attrs["ended"] == "completed"
+    # The bulky ones are system attrs, out of optuna-dashboard's trial table.
+    assert "params" not in trial.user_attrs and "history" not in trial.user_attrs
+    assert trial_params(trial)["lr"] == trial.params["lr"]
+    assert len(trial_history_rows(trial)) == 2
 
 
 def test_a_stale_trial_is_failed_and_run_again_once(
