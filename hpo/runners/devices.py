@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from hpo.errors import ConfigError, DeviceError
+from search_spaces.values import is_int
 
 
 @dataclass(frozen=True)
@@ -63,11 +64,11 @@ def plan_workers(
     intra-op threads to pay (measured: the lab trial takes 0.26 s on one thread, 0.28 s
     on two), and threads of several workers fighting over the cores cost far more.
     """
-    if not isinstance(trials_per_device, int) or trials_per_device < 1:
+    if not is_int(trials_per_device) or trials_per_device < 1:
         raise ConfigError(
             f"`--trials-per-device` must be a positive integer, but got {trials_per_device!r}."
         )
-    if workers is not None and (not isinstance(workers, int) or workers < 1):
+    if workers is not None and (not is_int(workers) or workers < 1):
         raise ConfigError(f"`--workers` must be a positive integer, but got {workers!r}.")
     cores = os.cpu_count() or 1
     default = cores if devices == ["cpu"] else len(devices) * trials_per_device

@@ -48,6 +48,7 @@ from hpo.store.storage import exclusive_claims, open_storage, resolve_storage
 from hpo.store.summary import counted_trials, finished_count, retried_numbers
 from hpo.study.algorithms import make_pruner, make_sampler
 from hpo.study.config import Study
+from search_spaces.values import is_int
 
 _EXIT_USER_ERROR = 2
 _STOP_WAIT_SECONDS = 60
@@ -160,7 +161,7 @@ def _check_runner_options(study: Study, options: RunOptions) -> None:
         raise ConfigError(f"`runner` must be one of {', '.join(RUNNERS)}, but got "
                           f"{options.runner!r}.")
     if options.max_retries is not None and (
-            not isinstance(options.max_retries, int) or options.max_retries < 0):
+            not is_int(options.max_retries) or options.max_retries < 0):
         raise ConfigError(f"`--max-retries` must be an integer >= 0, but got "
                           f"{options.max_retries!r}.")
     if options.runner == "ray":
