@@ -36,19 +36,23 @@ import contextlib
 import os
 import socket
 import time
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import optuna
 import torch
-from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
 from hpo.data import Fold
 from hpo.runners.faults import TrialTimeout, message_of, reason_of
-from hpo.runners.trials import OptunaReporter, call_space, fail_trial, run_trial
+from hpo.runners.trials import (
+    OptunaReporter,
+    call_space,
+    fail_trial,
+    retry_with_same_params,
+    run_trial,
+)
 from hpo.store.optuna_internals import heartbeat
 from hpo.study.config import Study
 from hpo.train.batched import (
@@ -58,7 +62,7 @@ from hpo.train.batched import (
     group_key,
     train_population,
 )
-from hpo.train.objective import REPORTED
+from hpo.train.objective import REPORTED, folds_record, mean_of, scored_row, summary
 
 
 def run_batch(study: Study, optuna_study: optuna.Study, trials: Sequence[optuna.Trial],
@@ -170,9 +174,7 @@ def _fail(context: _Context, entry: _Entry, error: BaseException) -> None:
 def _interrupt(context: _Context, entries: Sequence[_Entry],
                error: BaseException | None = None) -> None:
     """Fail the open ``entries`` as interrupted and queue each again with its params, as
-    `fail_trial` does one trial at a time, but with one copy of the study's trials for all:
-    its ``retry_with_same_params`` copies every trial per call, which for a population of
-    64 took seconds (an orphaned worker is meant to stop at once)."""
+    `fail_trial` does one trial at a time."""
     interrupted = [entry for entry in entries if entry.open]
     if not interrupted:
         return
@@ -181,12 +183,7 @@ def _interrupt(context: _Context, entries: Sequence[_Entry],
         entry.reporter.record({"ended": "interrupted", "error": message})
         context.optuna_study.tell(entry.trial, state=TrialState.FAIL)
         entry.open, entry.ended = False, "interrupted"
-    by_number = {t.number: t for t in context.optuna_study.get_trials()}  # a copy: the
-    with warnings.catch_warnings():                                       # callback extends
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # its lists
-        retry = RetryHeartbeatStaleTrialCallback(max_retry=None)
-        for entry in interrupted:
-            retry(context.optuna_study, by_number[entry.trial.number])
+    retry_with_same_params(context.optuna_study, [entry.trial.number for entry in interrupted])
 
 
 def _run_group(context: _Context, group: list[_Entry]) -> None:
@@ -253,8 +250,8 @@ def _finish(study: Study, entry: _Entry, member: Member) -> None:
         entry.reporter.record({"ended": "diverged", "message": member.message})
         entry.tell(state=TrialState.FAIL, ended="diverged")
         return
-    scored = _scored(member.rows, study.score)
-    entry.reporter.record({**_summary(scored), "seconds": member.seconds})
+    scored = scored_row(member.rows, study.score)
+    entry.reporter.record(summary(scored, seconds=member.seconds))
     entry.tell(scored["test_r2"])
 
 
@@ -286,42 +283,23 @@ def _train_folds(context: _Context, group: list[_Entry], check: Callable[[], Non
                 entry.tell(state=TrialState.FAIL, ended="diverged")
                 alive.remove(index)
                 continue
-            scored = _scored(member.rows, context.study.score)
-            rows[index].append({"fold": number, **_summary(scored), "seconds": member.seconds})
+            scored = scored_row(member.rows, context.study.score)
+            rows[index].append({"fold": number, **summary(scored, seconds=member.seconds)})
             try:
-                entry.reporter.report(number, {"test_r2": _mean(rows[index], "test_r2"),
-                                               "test_mse": _mean(rows[index], "test_mse")})
+                entry.reporter.report(number, {"test_r2": mean_of(rows[index], "test_r2"),
+                                               "test_mse": mean_of(rows[index], "test_mse")})
             except optuna.TrialPruned:
                 entry.tell(state=TrialState.PRUNED, ended="pruned")
                 alive.remove(index)
         if not alive:
             break
     for index in alive:
-        _finish_folds(group[index], members[index], rows[index])
-
-
-def _finish_folds(entry: _Entry, member: Member, rows: list[dict[str, Any]]) -> None:
-    entry.reporter.record({
-        "n_params": member.n_params, "history": rows, "epochs_run": int(entry.params["epochs"]),
-        "ended": "completed", **{k: _mean(rows, k) for k in ("train_mse", "test_mse", "test_r2")},
-        "seconds": sum(row["seconds"] for row in rows)})
-    entry.tell(_mean(rows, "test_r2"))
+        entry = group[index]
+        entry.reporter.record(folds_record(rows[index], n_params=members[index].n_params,
+                                           epochs=int(entry.params["epochs"])))
+        entry.tell(mean_of(rows[index], "test_r2"))
 
 
 def _seeds(study: Study, group: Sequence[_Entry]) -> list[int]:
     return [study.seed + entry.trial.number for entry in group]  # as run_trial seeds a trial
 
-
-def _scored(rows: list[dict[str, float]], score: str) -> dict[str, float]:
-    if score == "best":
-        return max(rows, key=lambda row: row["test_r2"])  # the first of equal bests, as argmax
-    return rows[-1]
-
-
-def _summary(row: Mapping[str, float]) -> dict[str, Any]:
-    return {"train_mse": row["train_mse"], "test_mse": row["test_mse"],
-            "test_r2": row["test_r2"], "ended": "completed"}
-
-
-def _mean(rows: list[dict[str, Any]], key: str) -> float:
-    return sum(row[key] for row in rows) / len(rows)

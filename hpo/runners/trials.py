@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import socket
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -73,8 +73,8 @@ def fail_interrupted_trials(optuna_study: optuna.Study) -> list[int]:
         trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
         storage.set_trial_user_attr(trial_id, "ended", "interrupted")
         storage.set_trial_state_values(trial_id, TrialState.FAIL)
-        retry_with_same_params(optuna_study, trial.number)
         failed.append(trial.number)
+    retry_with_same_params(optuna_study, failed)
     return failed
 
 
@@ -150,17 +150,25 @@ def fail_trial(optuna_study: optuna.Study, trial: optuna.Trial, reporter: Memory
         log_traceback(log, optuna_study.study_name, trial.number, error)
     optuna_study.tell(trial, state=TrialState.FAIL)
     if reason == "interrupted":
-        retry_with_same_params(optuna_study, trial.number)
+        retry_with_same_params(optuna_study, [trial.number])
     return reason
 
 
-def retry_with_same_params(optuna_study: optuna.Study, number: int) -> None:
-    """Queue a failed trial again with its params; the copy's ``retry_history`` names it,
-    so the failed one no longer counts (``hpo.store.summary.finished_count``)."""
-    frozen = optuna_study.get_trials()[number]  # a copy: the callback extends its lists
+def retry_with_same_params(optuna_study: optuna.Study, numbers: Sequence[int]) -> None:
+    """Queue failed trials again with their params; each copy's ``retry_history`` names its
+    trial, so the failed one no longer counts (``hpo.store.summary.finished_count``).
+
+    One read of the study for all of them: a population of 64 read one by one took seconds,
+    and an orphaned worker is meant to stop at once.
+    """
+    if not numbers:
+        return
+    by_number = {t.number: t for t in optuna_study.get_trials()}  # copies: the callback
+    retry = RetryHeartbeatStaleTrialCallback(max_retry=None)      # extends their lists
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        RetryHeartbeatStaleTrialCallback(max_retry=None)(optuna_study, frozen)
+        for number in numbers:
+            retry(optuna_study, by_number[number])
 
 
 def call_space(study: Study, trial: optuna.Trial) -> dict[str, Any]:

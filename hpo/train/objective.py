@@ -160,13 +160,13 @@ def _evaluate_split(
         reporter.report(epoch, {key: float(row[key]) for key in REPORTED if key in row})
 
     model, _, result = train_params(params, fold, seed=seed, device=device, callback=forward)
-    history = result.history
-    reporter.record({"n_params": count_parameters(model), "history": _rows(history),
-                     "epochs_run": len(history)})
+    rows = _rows(result.history)
+    reporter.record({"n_params": count_parameters(model), "history": rows,
+                     "epochs_run": len(rows)})
     _raise_if_diverged(result, reporter)
-    scored = _scored_epoch(history, score)
-    reporter.record(_summary(scored, seconds=float(history["seconds"].iloc[-1])))
-    return float(scored["test_r2"])
+    scored = scored_row(rows, score)
+    reporter.record(summary(scored, seconds=rows[-1]["seconds"]))
+    return scored["test_r2"]
 
 
 def _evaluate_folds(
@@ -177,16 +177,14 @@ def _evaluate_folds(
     for number, fold in enumerate(folds, start=1):
         model, _, result = train_params(params, fold, seed=seed + number, device=device)
         _raise_if_diverged(result, reporter)
-        history = result.history
-        scored = _scored_epoch(history, score)
-        rows.append({"fold": number, **_summary(scored, float(history["seconds"].iloc[-1]))})
-        reporter.report(number, {"test_r2": _mean(rows, "test_r2"),
-                                 "test_mse": _mean(rows, "test_mse")})
-    reporter.record({"n_params": count_parameters(model), "history": rows,
-                     "epochs_run": int(params["epochs"]), "ended": "completed",
-                     **{k: _mean(rows, k) for k in ("train_mse", "test_mse", "test_r2")},
-                     "seconds": sum(row["seconds"] for row in rows)})
-    return _mean(rows, "test_r2")
+        epochs = _rows(result.history)
+        rows.append({"fold": number, **summary(scored_row(epochs, score),
+                                               seconds=epochs[-1]["seconds"])})
+        reporter.report(number, {"test_r2": mean_of(rows, "test_r2"),
+                                 "test_mse": mean_of(rows, "test_mse")})
+    reporter.record(folds_record(rows, n_params=count_parameters(model),
+                                 epochs=int(params["epochs"])))
+    return mean_of(rows, "test_r2")
 
 
 def _raise_if_diverged(result: TrainResult, reporter: Reporter) -> None:
@@ -195,25 +193,37 @@ def _raise_if_diverged(result: TrainResult, reporter: Reporter) -> None:
         raise TrialDiverged(result.message)
 
 
-def _scored_epoch(history: pd.DataFrame, score: str) -> pd.Series:
-    """The epoch the trial is scored on: the last, or the one with the best test R²."""
+# Scoring a trial from its per-epoch rows, shared with the population runner
+# (hpo.runners.population), whose records must match these.
+
+def scored_row(rows: Sequence[Mapping[str, float]], score: str) -> Mapping[str, float]:
+    """The epoch the trial is scored on: the last, or the first with the best test R²."""
     if score == "best":
-        return history.iloc[int(history["test_r2"].to_numpy().argmax())]
-    return history.iloc[-1]
+        return max(rows, key=lambda row: row["test_r2"])
+    return rows[-1]
 
 
-def _summary(row: pd.Series, seconds: float) -> dict[str, Any]:
+def summary(row: Mapping[str, float], seconds: float) -> dict[str, Any]:
+    """The attrs of a trial scored on ``row`` (one split, or one fold's row)."""
     return {"train_mse": float(row["train_mse"]), "test_mse": float(row["test_mse"]),
             "test_r2": float(row["test_r2"]), "seconds": seconds, "ended": "completed"}
 
 
-def _rows(history: Any) -> list[dict[str, float]]:
-    return [{key: float(value) for key, value in row.items()}
-            for row in history.to_dict(orient="records")]
+def folds_record(rows: list[dict[str, Any]], *, n_params: int, epochs: int) -> dict[str, Any]:
+    """The attrs of a cross-validated trial, from its fold rows (``summary`` plus ``fold``)."""
+    return {"n_params": n_params, "history": rows, "epochs_run": epochs, "ended": "completed",
+            **{k: mean_of(rows, k) for k in ("train_mse", "test_mse", "test_r2")},
+            "seconds": sum(row["seconds"] for row in rows)}
 
 
-def _mean(rows: list[dict[str, Any]], key: str) -> float:
+def mean_of(rows: Sequence[Mapping[str, Any]], key: str) -> float:
+    """The mean of ``key`` over ``rows`` (the running mean R² a k-fold trial reports)."""
     return sum(row[key] for row in rows) / len(rows)
+
+
+def _rows(history: pd.DataFrame) -> list[dict[str, float]]:
+    return [{str(key): float(value) for key, value in row.items()}
+            for row in history.to_dict(orient="records")]
 
 
 def train_and_score(
