@@ -33,16 +33,12 @@ from hpo.data import Fold
 from hpo.train.models import ModelSpec, build_model, count_parameters
 from hpo.train.optimizers import StackedOptimizer
 from hpo.train.schedules import Schedules
+from search_spaces import ACTIVATIONS
 
 EpochCallback = Callable[[int, Mapping[int, dict[str, float]]], "set[int] | None"]
 """``callback(epoch, {member index: row})`` for the members still training; returns the
 indices to stop (pruned). It may raise to stop the whole population."""
 
-_ACTIVATIONS: Mapping[str, Callable[[torch.Tensor], torch.Tensor]] = {
-    "tanh": torch.tanh, "relu": torch.relu, "gelu": nn.functional.gelu,
-    "silu": nn.functional.silu, "leaky_relu": nn.functional.leaky_relu,
-    "elu": nn.functional.elu,
-}
 _BN_EPS, _BN_MOMENTUM = 1e-5, 0.1  # nn.BatchNorm1d's defaults
 
 
@@ -155,6 +151,8 @@ class _Population:
             raise ValueError(f"A population needs one group key, but got {sorted(map(str, keys))}.")
         self.device = device
         self.spec = population_spec(params[0], in_features)
+        # The layer a one-at-a-time model uses (elementwise: it acts on stacked models alike).
+        self.activation = ACTIVATIONS[self.spec.activation]()
         self.members = [Member(i, p, s) for i, (p, s) in enumerate(zip(params, seeds, strict=True))]
         self.alive = list(range(len(params)))  # member indices, in the order of the model axis
         weights, self.buffers = _stack_models(self.spec, self.members, device)
@@ -289,7 +287,6 @@ class _Population:
 
     def _forward(self, x: torch.Tensor, *, training: bool) -> torch.Tensor:
         self.weights = self._views()  # fresh views for this step's graph
-        act = _ACTIVATIONS[self.spec.activation]
         layers = _layer_slices(self.spec)
         for index, (w, b, bn) in enumerate(layers):
             x = torch.baddbmm(self.weights[b], x, self.weights[w])
@@ -297,7 +294,7 @@ class _Population:
                 break
             if bn is not None:
                 x = self._batch_norm(x, bn, training)
-            x = act(x)
+            x = self.activation(x)
             if training and self.any_dropout:
                 keep = 1.0 - self.dropout
                 x = x * (torch.rand_like(x) < keep) / keep
