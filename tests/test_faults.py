@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,18 @@ def test_a_trial_past_its_time_limit_fails_and_the_next_one_runs(tmp_path: Path)
     assert [t.user_attrs.get("ended") for t in done.trials] == ["timeout", "timeout"], [
         t.user_attrs.get("error") for t in done.trials]
     assert [t.state for t in done.trials] == [TrialState.FAIL] * 2
+
+
+def test_a_time_limit_holds_where_no_alarm_reaches(tmp_path: Path) -> None:
+    """Run from a thread (signals reach only the main thread): the check after each epoch
+    ends the trial as a timeout."""
+    study = load_from_file(write_study(tmp_path, n_trials=1, epochs=400), "tiny")
+    done: list[Any] = []
+    worker = threading.Thread(target=lambda: done.append(run(study, RunOptions(
+        storage=str(tmp_path / "s.journal"), trial_timeout=0.5, mode="single", **QUIET))))
+    worker.start()
+    worker.join(timeout=120)
+    assert [t.user_attrs.get("ended") for t in done[0].trials] == ["timeout"]
 
 
 def test_a_time_limit_waits_for_a_storage_call_to_return() -> None:

@@ -137,8 +137,9 @@ def time_limit(seconds: float | None) -> Iterator[None]:
     The alarm waits for a storage call under way to return (see ``in_storage_call``), so
     the trial's records stay whole and its end is told as "timeout".
 
-    Only the main thread of a process receives signals; elsewhere (a runner driving trials
-    from a thread) the limit is not enforced here and the reporter's per-epoch check is.
+    Only the main thread of a process receives signals; elsewhere (``hpo.run`` called from a
+    thread) only the reporter's check after each epoch enforces the limit
+    (``hpo.runners.trials.OptunaReporter``).
     """
     if not seconds or threading.current_thread() is not threading.main_thread():
         yield

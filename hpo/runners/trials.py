@@ -8,8 +8,10 @@ trials of a process that was killed are failed when the study is resumed.
 
 from __future__ import annotations
 
+import math
 import os
 import socket
+import time
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -22,6 +24,7 @@ from optuna.trial import TrialState
 from hpo.data import Fold
 from hpo.errors import ConfigError, HPOError
 from hpo.runners.faults import (
+    TrialTimeout,
     free_device_memory,
     log_traceback,
     message_of,
@@ -38,16 +41,24 @@ from hpo.train.reporter import PRUNING_METRIC, MemoryReporter
 
 
 class OptunaReporter(MemoryReporter):
-    """Reports the test R² of every epoch to the trial, and prunes when the pruner says so."""
+    """Reports the test R² of every epoch to the trial, and prunes when the pruner says so.
 
-    def __init__(self, trial: optuna.Trial) -> None:
+    With ``timeout`` (seconds from now), an epoch that ends past it raises TrialTimeout: the
+    time limit where no alarm can reach (``hpo.runners.faults.time_limit``).
+    """
+
+    def __init__(self, trial: optuna.Trial, timeout: float | None = None) -> None:
         super().__init__()
         self.trial = trial
+        self.timeout = timeout
+        self.deadline = time.monotonic() + timeout if timeout else math.inf
 
     def report(self, epoch: int, metrics: Mapping[str, float]) -> None:
         super().report(epoch, metrics)
         if stop_requested():  # Ctrl-C or SIGTERM: end here, where the trial's end is told
             raise KeyboardInterrupt
+        if time.monotonic() > self.deadline:
+            raise TrialTimeout(f"the trial ran past --trial-timeout {self.timeout:g} s")
         self.trial.report(float(metrics[PRUNING_METRIC]), epoch)
         if self.trial.should_prune():
             self.record({"ended": "pruned", "epochs_run": epoch, "history": self.history})
@@ -118,7 +129,7 @@ def run_trial(study: Study, optuna_study: optuna.Study, trial: optuna.Trial,
     ``hpo.runners.faults``). A fault in the trial fails only this trial; an interrupt
     (Ctrl-C, SIGTERM) fails it, queues it again with the same params, and is re-raised.
     """
-    reporter = OptunaReporter(trial)
+    reporter = OptunaReporter(trial, timeout)
     reporter.record({"worker": f"{socket.gethostname()}:{os.getpid()}", "source": "search",
                      "runner": "optuna"})
     try:
