@@ -79,7 +79,8 @@ def add_parser(subparsers: Any) -> None:
                         help="auto: train trials of one network shape, batch size and epochs "
                         "together as one batched population, others one at a time (so are "
                         "batch-norm networks and studies with seeds > 1); population: batch "
-                        "all; single: one at a time (default: auto)")
+                        "every trial (but those of studies with seeds > 1); single: one at a "
+                        "time (default: auto)")
     parser.add_argument("--population-size", type=positive_int, default=64,
                         help="trials asked and trained at once per worker (default: 64)")
     parser.add_argument("--top", type=positive_int, default=5, help="leaderboard rows (default 5)")
