@@ -122,6 +122,21 @@ def test_a_stale_trial_is_failed_and_run_again_once(
         t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
 
 
+def test_a_trial_asked_by_a_process_killed_before_naming_itself_runs_again(
+    tmp_path: Path, storage: str
+) -> None:
+    """Killed between ask() and recording its worker, a process leaves a RUNNING trial
+    that names no worker: a resume fails it and runs it again once."""
+    study = _study(tmp_path, n_trials=2, epochs=2)
+    unnamed = create_or_load(study, storage).ask()
+    unnamed.suggest_float("lr", 1e-3, 0.1, log=True)
+    trials = run(study, RunOptions(storage=storage, **QUIET)).trials
+    assert trials[0].state == TrialState.FAIL and trials[0].user_attrs["ended"] == "interrupted"
+    assert [t.number for t in trials if 0 in t.system_attrs.get("retry_history", ())] != []
+    assert len(counted_trials(trials)) == 2 and not [
+        t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+
+
 def _dead_pid() -> int:
     process = subprocess.Popen(["true"])
     process.wait()

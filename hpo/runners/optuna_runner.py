@@ -40,7 +40,12 @@ from hpo.runners.faults import (
 from hpo.runners.population import run_batch
 from hpo.runners.preflight import preflight
 from hpo.runners.progress import StudyProgress
-from hpo.runners.trials import claim_waiting_trial, fail_interrupted_trials, run_trial
+from hpo.runners.trials import (
+    claim_for_this_worker,
+    claim_waiting_trial,
+    fail_interrupted_trials,
+    run_trial,
+)
 from hpo.store.attrs import read_record, write_record
 from hpo.store.optuna_internals import fail_stale_trials, heartbeat
 from hpo.store.record import COMPARABLE_KEYS, folds_from_record, score_label, study_record
@@ -452,9 +457,10 @@ def _next_trials(plan: _WorkPlan, optuna_study: optuna.Study, count: int) -> lis
 
 def _next_trial(plan: _WorkPlan, optuna_study: optuna.Study) -> optuna.Trial | None:
     if plan.study.sampler == "grid":
-        return claim_waiting_trial(optuna_study, plan.storage_url)
+        claimed = claim_waiting_trial(optuna_study, plan.storage_url)
+        return None if claimed is None else claim_for_this_worker(claimed)
     # ask() takes a queued trial (a retried one) first; on SQLite two workers could take
     # the same one without the claim lock.
     with exclusive_claims(plan.storage_url), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "heartbeat is meant for Study.optimize": see heartbeat()
-        return optuna_study.ask()
+        return claim_for_this_worker(optuna_study.ask())

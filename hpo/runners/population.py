@@ -33,8 +33,6 @@ each fold (step = fold), as one at a time.
 from __future__ import annotations
 
 import contextlib
-import os
-import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -80,8 +78,7 @@ def run_batch(study: Study, optuna_study: optuna.Study, trials: Sequence[optuna.
     """
     entries = [_Entry(optuna_study, trial) for trial in trials]
     for entry in entries:  # as run_trial records them, before anything can fail
-        entry.reporter.record({"worker": f"{socket.gethostname()}:{os.getpid()}",
-                               "source": "search", "runner": "optuna"})
+        entry.reporter.record({"source": "search", "runner": "optuna"})  # worker: when asked
     context = _Context(study, optuna_study, folds, device, keep_going, timeout, log)
     groups: dict[tuple[Any, ...], list[_Entry]] = {}
     in_features = folds[0].train.x.shape[1]

@@ -16,8 +16,6 @@ Example:
 from __future__ import annotations
 
 import math
-import os
-import socket
 import time
 import warnings
 from collections.abc import Callable
@@ -33,7 +31,7 @@ from hpo.runners.asha import AshaPruner
 from hpo.runners.progress import StudyProgress
 from hpo.runners.ray_actor import Event, TrialActor, fold_settings
 from hpo.runners.ray_cluster import TrialResources, check_ray_devices, connect, plan_resources
-from hpo.runners.trials import OptunaReporter, call_space, claim_waiting_trial
+from hpo.runners.trials import OptunaReporter, call_space, claim_waiting_trial, this_worker
 from hpo.store.storage import open_storage
 from hpo.store.summary import finished_count
 from hpo.study.algorithms import make_pruner, make_sampler
@@ -167,7 +165,7 @@ class _Driver:
         if trial is None:
             return 0
         reporter = OptunaReporter(trial)
-        reporter.record({"worker": f"{socket.gethostname()}:{os.getpid()}", "source": "search",
+        reporter.record({"worker": this_worker(), "source": "search",
                          "runner": "ray"})
         try:
             params = call_space(self.study, trial)

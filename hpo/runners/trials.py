@@ -69,8 +69,26 @@ class OptunaReporter(MemoryReporter):
         record_trial_attrs(self.trial, attrs)  # bulky ones out of the dashboard's table
 
 
+# A worker names itself on a trial right after asking for it (``claim_for_this_worker``);
+# a RUNNING trial that still names no worker this long after was asked by a process that
+# was killed in between.
+_UNCLAIMED_SECONDS = 1.0
+
+
+def this_worker() -> str:
+    """``host:pid`` of this process, as trials record the worker that runs them."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def claim_for_this_worker(trial: optuna.Trial) -> optuna.Trial:
+    """Name this process on a trial it just asked for, so a resume can tell if it died."""
+    trial.set_user_attr("worker", this_worker())
+    return trial
+
+
 def fail_interrupted_trials(optuna_study: optuna.Study) -> list[int]:
-    """Mark FAIL the RUNNING trials whose worker process on this host has died.
+    """Mark FAIL the RUNNING trials whose worker process on this host has died, and those
+    that name no worker (their process was killed between asking and naming itself).
 
     A killed run leaves its trial RUNNING forever; on resume it is failed and queued again
     with the same params. Trials of live workers are left alone; those of other hosts are
@@ -78,8 +96,16 @@ def fail_interrupted_trials(optuna_study: optuna.Study) -> list[int]:
     """
     storage, failed = storage_of(optuna_study), []
     study_id = storage.get_study_id_from_name(optuna_study.study_name)
-    for trial in optuna_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if _worker_is_alive(str(trial.user_attrs.get("worker", ""))):
+    running = optuna_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    unnamed = {trial.number for trial in running if "worker" not in trial.user_attrs}
+    if unnamed:  # a live worker may be naming itself this very moment: look again
+        time.sleep(_UNCLAIMED_SECONDS)
+        running = optuna_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    for trial in running:
+        worker = trial.user_attrs.get("worker")
+        if worker is None and trial.number not in unnamed:
+            continue  # asked since the first look: its worker is naming itself
+        if worker is not None and _worker_is_alive(str(worker)):
             continue
         trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
         storage.set_trial_user_attr(trial_id, "ended", "interrupted")
@@ -130,8 +156,7 @@ def run_trial(study: Study, optuna_study: optuna.Study, trial: optuna.Trial,
     (Ctrl-C, SIGTERM) fails it, queues it again with the same params, and is re-raised.
     """
     reporter = OptunaReporter(trial, timeout)
-    reporter.record({"worker": f"{socket.gethostname()}:{os.getpid()}", "source": "search",
-                     "runner": "optuna"})
+    reporter.record({"source": "search", "runner": "optuna"})  # worker: named when asked
     try:
         with time_limit(timeout):
             params = call_space(study, trial)
@@ -175,9 +200,9 @@ def retry_with_same_params(optuna_study: optuna.Study, numbers: Sequence[int]) -
     if not numbers:
         return
     by_number = {t.number: t for t in optuna_study.get_trials()}  # copies: the callback
-    retry = RetryHeartbeatStaleTrialCallback(max_retry=None)      # extends their lists
-    with warnings.catch_warnings():
+    with warnings.catch_warnings():                               # extends their lists
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        retry = RetryHeartbeatStaleTrialCallback(max_retry=None)  # warns when built
         for number in numbers:
             retry(optuna_study, by_number[number])
 
