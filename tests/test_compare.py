@@ -23,8 +23,9 @@ from hpo import LabData, RunOptions, Study, run
 from hpo.cli import main
 from hpo.data import final_fold
 from hpo.errors import ConfigError
-from hpo.results.compare import MIN_SPAN, compare, served_families
-from hpo.results.compare import figure as compare_figure
+from hpo.results.compare import compare, served_families
+from hpo.results.compare_figure import MIN_SPAN
+from hpo.results.compare_figure import figure as compare_figure
 from hpo.results.export import export
 from hpo.results.manual import load_manual
 from hpo.results.plots import PROJECTOR_DPI, PROJECTOR_STYLE, plt

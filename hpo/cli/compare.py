@@ -7,7 +7,8 @@ from typing import Any
 
 from hpo.cli import COMMANDS
 from hpo.cli._args import add_storage_argument, positive_int, wrapped
-from hpo.results.compare import compare, markdown
+from hpo.results.compare import compare
+from hpo.results.compare_text import markdown
 from hpo.results.manual import manual_study_name
 
 EPILOG = """\

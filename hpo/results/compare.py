@@ -38,6 +38,8 @@ import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
 from hpo.errors import ConfigError
+from hpo.results.compare_figure import plot
+from hpo.results.compare_text import markdown
 from hpo.results.manual import (
     Baseline,
     ManualConfig,
@@ -46,10 +48,9 @@ from hpo.results.manual import (
     open_manual_study,
     retrain,
 )
-from hpo.results.markdown import table as markdown_table
 from hpo.results.tables import load_study
 from hpo.results.verdict import Candidate, family_verdict, score_candidates
-from hpo.store.attrs import trial_params, write_record
+from hpo.store.attrs import epochs_run, trial_params, write_record
 from hpo.store.record import held_out_share, score_label
 from hpo.train.progress import Progress
 from search_spaces.values import is_int
@@ -227,13 +228,6 @@ def _summary(trials: list[FrozenTrial]) -> dict[str, Any]:
             "epochs": sum(epochs_run(t) for t in trials)}
 
 
-def epochs_run(trial: FrozenTrial) -> int:
-    """Epochs the trial trained (fewer when pruned or diverged; 0 when it never started),
-    over every seed of a study with ``seeds > 1``."""
-    stored = trial.user_attrs.get("epochs_trained", trial.user_attrs.get("epochs_run"))
-    return int(stored) if stored is not None else len(trial.intermediate_values)
-
-
 def _family_row(family: str, optuna_study: optuna.Study | None,
                 scores: pd.DataFrame) -> dict[str, Any]:
     mine = scores[scores["family"] == family]
@@ -288,231 +282,3 @@ def write_outputs(out: Path, table: pd.DataFrame, served: dict[str, optuna.Study
     out.mkdir(parents=True, exist_ok=True)
     (out / "compare.md").write_text(markdown(table), encoding="utf-8")
     plot(table, served, out / "compare.png")
-
-
-def markdown(table: pd.DataFrame) -> str:
-    """The comparison as Markdown: the verdict, the search per family, then every config."""
-    configs: pd.DataFrame = table.attrs["configs"]
-    seeds = int(configs["seeds"].max()) if len(configs) else 0
-    label = next((str(c) for c in table["chosen_on"] if isinstance(c, str)), "R²")
-    families = [[r.family, "no study given" if _missing(r.study) else r.study,
-                 _who(r.best_manual, r.best_manual_who), _r2(r.best_manual_r2, r.best_manual_sd),
-                 _best_auto(r), _beat(r),
-                 _int(r.epochs_manual), _int(r.epochs_auto_to_beat), _int(r.epochs_auto_total)]
-                for r in table.itertuples()]
-    rows = [[c.name, c.who, c.family, "-" if _missing(c.study) else c.study,
-             _r2(c.mean_r2, c.sd_r2, c.diverged), _int(c.epochs)] for c in configs.itertuples()]
-    return "\n".join([
-        f"## Verdict on the held-out test part (mean ± sd over seeds 0-{seeds - 1})", "",
-        markdown_table(["family", "best hand-picked", "its test R²", "search's best", "its test R²",
-                   "difference (95% CI)", "verdict"], _verdict_rows(table)),
-        "", markdown_table(["family", "side", "config", f"chosen on ({label})", "test R²"],
-                      _test_rows(table.attrs.get("test"))),
-        "", f"## The search, per family ({label}; hand-picked: mean ± sd over {seeds} seeds)",
-        "", markdown_table(["family", "study", "best manual (who)", "manual", "best search",
-                       "trials to beat", "epochs manual", "epochs search to beat",
-                       "epochs search total"], families),
-        "", "## Every hand-picked config", "",
-        markdown_table(["config", "who", "family", "study", label, "epochs"], rows), ""])
-
-
-def _verdict_rows(table: pd.DataFrame) -> list[list[Any]]:
-    return [[r.family, _who(r.best_manual, r.best_manual_who),
-             _r2(r.test_manual, r.test_manual_sd),
-             "-" if _missing(r.best_auto_trial) else f"trial {_int(r.best_auto_trial)}",
-             _r2(r.test_search, r.test_search_sd), _difference(r),
-             "-" if _missing(r.verdict) else r.verdict] for r in table.itertuples()]
-
-
-def _difference(row: Any) -> str:
-    if _missing(row.diff):
-        return "-"
-    if _missing(row.ci_low):
-        return f"{row.diff:+.5f}"
-    return f"{row.diff:+.5f} ({row.ci_low:+.5f} to {row.ci_high:+.5f})"
-
-
-def _test_rows(tested: pd.DataFrame | None) -> list[list[Any]]:
-    if tested is None:
-        return []
-    return [[t.family, t.side, t.name, f"{t.chosen_r2:.4f}", _r2(t.test_mean, t.test_sd)]
-            for t in tested.itertuples()]
-
-
-def _missing(value: Any) -> bool:
-    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
-
-
-def _who(name: Any, who: Any) -> str:
-    return "-" if _missing(name) else f"{name} ({who})"
-
-
-def _r2(mean: Any, sd: Any, diverged: Any = 0) -> str:
-    if not _missing(diverged) and diverged:
-        return f"diverged ({int(diverged)} seeds)"
-    if _missing(mean):
-        return "-"
-    return f"{mean:.4f}" + ("" if _missing(sd) else f" ± {sd:.4f}")
-
-
-def _best_auto(row: Any) -> str:
-    return "-" if _missing(row.best_auto_r2) else (
-        f"{row.best_auto_r2:.4f} (trial {int(row.best_auto_trial)})")
-
-
-def _beat(row: Any) -> str:
-    if _missing(row.best_auto_r2) or _missing(row.best_manual_r2):
-        return "-"
-    if _missing(row.trials_to_beat):
-        return f"not beaten ({int(row.trials_auto)} trials)"
-    return f"{int(row.trials_to_beat)} of {int(row.trials_auto)}"
-
-
-def _int(value: Any) -> str:
-    return "-" if _missing(value) else str(int(value))
-
-
-# The y axis spans at least this much R², from the search's lower quartile up, and every
-# gap is drawn next to the seed spread at the same scale: a few ten-thousandths then look
-# as small as they are (an axis zoomed onto the top made fourth-decimal gaps look decisive).
-MIN_SPAN = 0.02
-# Named colours, not the style's cycle (ggplot's first colour is red, the "beats" mark's).
-_SEARCH, _BEST, _OTHER, _BEATS = "tab:blue", "tab:orange", "0.35", "tab:red"
-
-
-def plot(table: pd.DataFrame, served: dict[str, optuna.Study], path: Path) -> None:
-    """``figure(table, served)`` saved to ``path`` at 1280×720, in the report's style."""
-    from hpo.results.plots import PROJECTOR_DPI, PROJECTOR_STYLE, plt  # matplotlib on demand
-
-    with plt.style.context(["ggplot", PROJECTOR_STYLE]):
-        drawn = figure(table, served)
-        drawn.savefig(path, dpi=PROJECTOR_DPI)
-        plt.close(drawn)
-
-
-def figure(table: pd.DataFrame, served: dict[str, optuna.Study]) -> Any:
-    """Best-so-far score against trials (top row) and against epochs spent (bottom row),
-    one column per family. Each hand-picked config is an error bar (mean ± sd over its
-    seeds) right of the search; the best one's band runs across the panel, so the search's
-    curve can be read against its seed spread."""
-    from hpo.results.plots import plt
-
-    shown: list[Any] = [r for r in table.itertuples() if isinstance(r.study, str)] or [None]
-    drawn, axes = plt.subplots(2, len(shown), squeeze=False, layout="constrained")
-    for column, row in enumerate(shown):
-        for line, by in enumerate(("trials", "epochs")):
-            if row is None:
-                axes[line, column].set_visible(False)
-                continue
-            _plot_family(axes[line, column], row, served[str(row.family)],
-                         table.attrs["configs"], by)
-    label = next((str(r.chosen_on) for r in shown
-                  if r is not None and isinstance(r.chosen_on, str)), "R²")
-    seeds = int(table.attrs["configs"]["seeds"].max()) if len(table.attrs["configs"]) else 0
-    drawn.suptitle(f"Search (best so far) vs hand-picked configs ({label}; "
-                   f"hand-picked: mean ± sd over {seeds} seeds)")
-    drawn.legend(handles=_legend_handles(), loc="outside lower center", ncols=4, frameon=False,
-                 fontsize=11, columnspacing=1.2, handletextpad=0.4)
-    return drawn
-
-
-def _legend_handles() -> list[Any]:
-    """One legend for every panel: what each mark means, not which config (too many names
-    for a projected figure; compare.md names them all)."""
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
-
-    return [Line2D([], [], ls="", marker="o", color="0.6", label="search trial"),
-            Line2D([], [], ls="", marker="v", color="0.6", label="trial below the axis"),
-            Line2D([], [], color=_SEARCH, lw=2.5, label="search: best so far"),
-            Line2D([], [], ls="", marker="o", color=_BEATS, ms=9,
-                   label="first above best hand-picked"),
-            Patch(color=_BEST, alpha=0.3, label="best hand-picked: mean ± sd"),
-            Line2D([], [], ls="", marker="o", color=_OTHER,
-                   label="other hand-picked: mean ± sd"),
-            Line2D([], [], ls=":", color="0.3", label="search | hand-picked")]
-
-
-def _plot_family(ax: Any, row: Any, optuna_study: optuna.Study, configs: pd.DataFrame,
-                 by: str = "trials") -> None:
-    trials = sorted(optuna_study.get_trials(deepcopy=False), key=lambda t: t.number)
-    # x of a trial: its count (trial number + 1), or the epochs spent up to its end.
-    spent = pd.Series([epochs_run(t) for t in trials]).cumsum().tolist()
-    x_of = {t.number: (spent[i] if by == "epochs" else t.number + 1)
-            for i, t in enumerate(trials)}
-    done = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None
-            and t.user_attrs.get("family") == row.family]
-    values = [float(t.value or 0.0) for t in done]
-    bottom, top = _y_range(values, configs, row.family)
-    ax.scatter([x_of[t.number] for t in done], values, s=22, color="0.6", zorder=2)
-    _mark_below(ax, [x_of[t.number] for t in done], values, bottom)
-    # Carried over pruned and failed trials too: the search spent them.
-    running = pd.Series({x_of[t.number]: t.value for t in done}, dtype=float).cummax().reindex(
-        [x_of[t.number] for t in trials]).ffill()
-    ax.step(running.index, running.to_numpy(), where="post", color=_SEARCH, lw=2.5, zorder=3)
-    end = max(x_of.values(), default=1)
-    _draw_configs(ax, configs, row.family, end)
-    if not _missing(row.beaten_by_trial):
-        beat = next(t for t in done if t.number == int(row.beaten_by_trial))
-        ax.plot([x_of[beat.number]], [beat.value], "o", color=_BEATS, ms=9, zorder=5)
-    ax.set_ylim(bottom, top)
-    ax.set_xlabel("trials run" if by == "trials" else "training epochs spent")
-    if by == "trials":
-        ax.set_title(_title(row), fontsize=11.5)
-    if ax.get_subplotspec().is_first_col():
-        ax.set_ylabel(row.chosen_on if isinstance(row.chosen_on, str) else "R²")
-
-
-def _title(row: Any) -> str:
-    """``cosine (lr-cosine)`` over ``search 0.9863 · by hand 0.9859±0.0004`` (fits a third
-    of the 1280-pixel canvas at the title size)."""
-    parts = []
-    if not _missing(row.best_auto_r2):
-        parts.append(f"search {float(row.best_auto_r2):.4f}")
-    if not _missing(row.best_manual_r2):
-        sd = 0.0 if _missing(row.best_manual_sd) else float(row.best_manual_sd)
-        parts.append(f"by hand {float(row.best_manual_r2):.4f}±{sd:.4f}")
-    return f"{row.family} ({row.study})\n" + " · ".join(parts)
-
-
-def _draw_configs(ax: Any, configs: pd.DataFrame, family: str, end: float) -> None:
-    """Each config's mean ± sd as an error bar in a strip right of the search (x past its
-    end); the best config's band also across the search, to read the curve against."""
-    mine = configs[(configs["family"] == family) & configs["mean_r2"].notna()].sort_values(
-        "mean_r2", ascending=False)
-    step = 0.06 * end
-    ax.axvline(end + step, color="0.3", ls=":", lw=1.2)
-    means, sds = mine["mean_r2"].astype(float), mine["sd_r2"].astype(float).fillna(0.0)
-    for i, (mean, sd) in enumerate(zip(means, sds, strict=True)):
-        if i == 0:
-            ax.axhspan(mean - sd, mean + sd, color=_BEST, alpha=0.3, lw=0, zorder=1)
-        ax.errorbar([end + step * (2 + i)], [mean], yerr=[sd], fmt="o", ms=6,
-                    elinewidth=2.5, capsize=6, capthick=2, color=_BEST if i == 0 else _OTHER,
-                    zorder=4)
-    ax.set_xlim(right=end + step * (3 + max(len(mine) - 1, 0)))
-    # No trial or epoch count under the hand-picked strip: its x is not a count.
-    ax.set_xticks([tick for tick in ax.get_xticks() if 0 <= tick <= end])
-
-
-def _y_range(values: list[float], configs: pd.DataFrame, family: str) -> tuple[float, float]:
-    """From the search's lower quartile (or the lowest config, mean - sd) to just above the
-    best, and at least MIN_SPAN high; never above R² 1."""
-    mine = configs[(configs["family"] == family) & configs["mean_r2"].notna()]
-    sd = mine["sd_r2"].fillna(0.0)
-    tops = [*values, *(mine["mean_r2"] + sd)]
-    if not tops:
-        return 0.0, 1.0
-    lows = [*(mine["mean_r2"] - sd)]
-    if values:
-        lows.append(float(pd.Series(values).quantile(0.25)))
-    high = max(tops)
-    low = min(lows) if lows else high
-    top = min(1.0, high + 0.1 * max(high - low, MIN_SPAN))
-    return min(low, top - MIN_SPAN), top
-
-
-def _mark_below(ax: Any, xs: list[float], values: list[float], bottom: float) -> None:
-    """Trials below the axis as small ticks on its bottom edge: spent, but off the scale."""
-    low = [x for x, v in zip(xs, values, strict=True) if v < bottom]
-    if low:
-        ax.plot(low, [bottom] * len(low), "v", color="0.6", ms=6, clip_on=False, zorder=2)

@@ -116,3 +116,10 @@ def write_test_score(optuna_study: optuna.Study, result: dict[str, Any]) -> None
     """Keep the held-out test score as a user attr: a few numbers, worth seeing on the
     dashboard's study page."""
     optuna_study.set_user_attr(TEST_ATTR, result)
+
+
+def epochs_run(trial: FrozenTrial) -> int:
+    """Epochs the trial trained (fewer when pruned or diverged; 0 when it never started),
+    over every seed of a study with ``seeds > 1``."""
+    stored = trial.user_attrs.get("epochs_trained", trial.user_attrs.get("epochs_run"))
+    return int(stored) if stored is not None else len(trial.intermediate_values)
