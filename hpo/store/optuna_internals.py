@@ -31,7 +31,7 @@ import json
 import os
 import threading
 import warnings
-from collections.abc import Container, Iterable, Iterator
+from collections.abc import Container, Generator, Iterator
 from typing import Any
 
 import optuna
@@ -70,6 +70,10 @@ def _forces_disk(log: dict[str, Any]) -> bool:
     if op == JournalOperation.SET_TRIAL_STATE_VALUES:
         return log.get("state") != TrialState.RUNNING
     return True
+
+
+def _nothing() -> Generator[dict[str, Any], None, None]:
+    yield from ()
 
 
 class DurableOnFinishJournal(JournalFileBackend):
@@ -116,11 +120,11 @@ class DurableOnFinishJournal(JournalFileBackend):
                 self._unforced, force = True, False
             self._write(logs, force)
 
-    def read_logs(self, log_number_from: int) -> Iterable[dict[str, Any]]:
+    def read_logs(self, log_number_from: int) -> Generator[dict[str, Any], None, None]:
         with self._guard:
             if self._own_write_unread:  # the read JournalStorage makes after a held write:
                 self._own_write_unread = False  # the file holds nothing of it yet
-                return iter(())
+                return _nothing()
             if self._held:
                 logs, self._held = self._held, []
                 self._write(logs, False)
