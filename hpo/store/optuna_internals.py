@@ -89,12 +89,14 @@ class DurableOnFinishJournal(JournalFileBackend):
     Inside ``batching()`` (a worker running its trials, ``hpo.store.batching``), per-epoch
     records and attributes are not written one append each: they wait in memory and go
     out together, in the order they were made, in one append, at the first of: any other
-    record (a trial told, a param), any read of the journal by this process (so everything
-    this process reads includes them: a pruner, ``tell``, the dashboard's own process is
-    another matter), or ``flush()``. A finished trial's state is forced to disk at
-    ``flush()`` or when ``batching()`` ends, not at once: a population tells its models one
-    after another, and one fsync covers them all. What a killed process can lose: held
-    records of trials still RUNNING, which a resume fails and queues again anyway.
+    record (a trial told, a param), any read of the journal by this process (so whatever
+    this process reads includes them: a pruner, ``tell``), or ``flush()`` (once an epoch).
+    Other processes (the dashboard, other workers) see them from then on. A finished
+    trial's state is written at once but forced to disk at the next ``flush()`` or when
+    ``batching()`` ends: a population tells its models one after another, and one fsync
+    covers them all. What a killed process can lose: held records of trials still RUNNING
+    (at most an epoch's), which a resume fails and queues again anyway; every record of a
+    finished trial is written before its state.
     """
 
     def __init__(self, file_path: str) -> None:
