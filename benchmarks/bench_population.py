@@ -207,9 +207,11 @@ def grid(args: argparse.Namespace) -> None:
                       target="mpg"), cv_folds=3, sampler="grid", pruner="none",
                       grid={"lr": lrs, "epochs": epochs}, seed=0)
         hpo_s, result = hpo_run(study, workers=args.workers, mode=args.mode)
+        work = sum(training_seconds(t) for t in result.trials)
         print(f"grid #{repeat}: skorch {sk_s:.2f} s best CV R² {search.best_score_:.4f} "
               f"{search.best_params_} | hpo {hpo_s:.2f} s best CV R² {result.best_value:.4f} "
-              f"{result.best_params} | {sk_s / hpo_s:.1f}x")
+              f"{result.best_params} | {sk_s / hpo_s:.1f}x"
+              f" | tax {hpo_s / work - 1:+.1%} (training {work:.2f} s)")
         ratios.append(sk_s / hpo_s)
     print(f"grid: median of {len(ratios)} repeats {statistics.median(ratios):.1f}x "
           f"(min {min(ratios):.1f}x, max {max(ratios):.1f}x)")

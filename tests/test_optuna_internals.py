@@ -7,9 +7,10 @@ from __future__ import annotations
 import importlib
 import inspect
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
@@ -116,3 +117,70 @@ def test_the_heartbeat_keeps_a_trial_alive_and_its_end_lets_it_go_stale(
         time.sleep(3)  # silent past the grace period
         fail_stale_trials(study)
         assert study.trials[0].state == TrialState.FAIL
+
+
+def test_the_journal_storage_reads_its_backend_right_after_each_write(tmp_path: Path) -> None:
+    from hpo.store.optuna_internals import DurableOnFinishJournal, journal_backend
+
+    calls: list[str] = []
+
+    class Recording(DurableOnFinishJournal):
+        def append_logs(self, logs: list[dict[str, Any]]) -> None:
+            calls.append("append")
+            super().append_logs(logs)
+
+        def read_logs(self, log_number_from: int) -> Iterable[dict[str, Any]]:
+            calls.append("read")
+            return super().read_logs(log_number_from)
+
+    backend = Recording(str(tmp_path / "s.journal"))
+    with relied_on("JournalStorage._backend and its read (_sync_with_backend) right after "
+                   "each append_logs, which DurableOnFinishJournal.batching holds back"):
+        storage = JournalStorage(backend)
+        assert journal_backend(storage) is backend
+        study = optuna.create_study(storage=storage, study_name="s", direction="maximize")
+        trial = study.ask()
+        with backend.batching():
+            calls.clear()
+            trial.report(0.5, 1)
+            trial.set_user_attr("family", "cosine")
+            storage.set_trial_system_attr(trial._trial_id, "history", [{"epoch": 1}])
+            assert calls == ["append", "read"] * 3
+        (read,) = study.trials
+        assert (read.intermediate_values, read.user_attrs, read.system_attrs) == (
+            {1: 0.5}, {"family": "cosine"}, {"history": [{"epoch": 1}]})
+
+
+@pytest.mark.parametrize("pruner", [
+    optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1),
+    optuna.pruners.PercentilePruner(25.0, n_startup_trials=2, n_warmup_steps=1),
+    optuna.pruners.NopPruner()])
+def test_a_pruning_view_decides_as_should_prune(pruner: optuna.pruners.BasePruner) -> None:
+    from hpo.store.optuna_internals import PruningView
+
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    for value in (0.2, 0.5, 0.9):  # finished trials to compare with
+        done = study.ask()
+        for step in range(1, 6):
+            done.report(value * step / 5, step)
+        study.tell(done, value)
+    running = [study.ask() for _ in range(8)]
+    with relied_on("Trial._cached_frozen_trial, and MedianPruner/PercentilePruner.prune "
+                   "reading the study only through get_trials() and direction"):
+        assert PruningView.applies(study)
+        decided = []
+        for step in range(1, 6):
+            for number, trial in enumerate(running):
+                trial.report((number + 1) / 8 * step / 5, step)
+            view = PruningView(study)
+            decided.append([view.should_prune(t) for t in running])
+            assert decided[-1] == [t.should_prune() for t in running]
+        if not isinstance(pruner, optuna.pruners.NopPruner):
+            assert any(decided[-1]) and not all(decided[-1])  # both outcomes were tested
+
+
+def test_a_pruner_that_writes_running_trials_is_not_served_by_a_view() -> None:
+    from hpo.store.optuna_internals import PruningView
+
+    for pruner in (optuna.pruners.SuccessiveHalvingPruner(), optuna.pruners.HyperbandPruner()):
+        assert not PruningView.applies(optuna.create_study(pruner=pruner))

@@ -47,6 +47,7 @@ from hpo.runners.trials import (
     run_trial,
 )
 from hpo.store.attrs import read_record, write_record
+from hpo.store.batching import batched_writes
 from hpo.store.optuna_internals import fail_stale_trials, heartbeat
 from hpo.store.record import COMPARABLE_KEYS, folds_from_record, score_label, study_record
 from hpo.store.storage import exclusive_claims, open_storage, resolve_storage
@@ -251,9 +252,10 @@ def _queue_work(study: Study, optuna_study: optuna.Study) -> int:
     # A point queued but not yet taken keeps its params in "fixed_params" (Optuna's enqueue).
     taken = [_grid_key({**t.system_attrs.get("fixed_params", {}), **t.params})
              for t in trials if t.number not in retried]
-    for point in study.grid_points:
-        if _grid_key(point) not in taken:
-            optuna_study.enqueue_trial(point, user_attrs={"grid_point": True})
+    with batched_writes(optuna_study):  # one fsync for the queue, not one per point
+        for point in study.grid_points:
+            if _grid_key(point) not in taken:
+                optuna_study.enqueue_trial(point, user_attrs={"grid_point": True})
     return len(optuna_study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
 
 

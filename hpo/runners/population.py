@@ -51,7 +51,8 @@ from hpo.runners.trials import (
     retry_with_same_params,
     run_trial,
 )
-from hpo.store.optuna_internals import heartbeat
+from hpo.store.batching import batched_writes
+from hpo.store.optuna_internals import PruningView, heartbeat
 from hpo.study.config import Study
 from hpo.train.batched import (
     Member,
@@ -75,11 +76,22 @@ def run_batch(study: Study, optuna_study: optuna.Study, trials: Sequence[optuna.
     fault, not one per model).
     ``keep_going`` is asked every epoch: when it turns False (the worker was orphaned) the
     population stops and its open trials are failed as ``interrupted``.
+    Records reach the storage batched (`hpo.store.batching`): an epoch's, one write.
     """
+    with batched_writes(optuna_study) as flush:
+        return _run_batch(study, optuna_study, trials, folds, device, force, keep_going,
+                          timeout, log, flush)
+
+
+def _run_batch(study: Study, optuna_study: optuna.Study, trials: Sequence[optuna.Trial],
+               folds: list[Fold], device: str, force: bool, keep_going: Callable[[], bool],
+               timeout: float | None, log: Path | None,
+               flush: Callable[[], None]) -> list[tuple[str, str]]:
     entries = [_Entry(optuna_study, trial) for trial in trials]
     for entry in entries:  # as run_trial records them, before anything can fail
         entry.reporter.record({"source": "search", "runner": "optuna"})  # worker: when asked
     context = _Context(study, optuna_study, folds, device, keep_going, timeout, log)
+    context.flush = flush
     groups: dict[tuple[Any, ...], list[_Entry]] = {}
     in_features = folds[0].train.x.shape[1]
     try:
@@ -110,6 +122,8 @@ class _Context:
                  log: Path | None) -> None:
         self.study, self.optuna_study, self.folds, self.device = study, optuna_study, folds, device
         self.keep_going, self.timeout, self.log = keep_going, timeout, log
+        self.flush: Callable[[], None] = lambda: None  # the batched records' (every epoch)
+        self.viewable = PruningView.applies(optuna_study)  # judged on one read an epoch
 
 
 def batchable(study: Study, group: Sequence[Mapping[str, Any]], force: bool) -> bool:
@@ -224,12 +238,16 @@ def _train_split(context: _Context, group: list[_Entry], fold: Fold,
                  check: Callable[[], None]) -> None:
     def report(epoch: int, rows: Mapping[int, dict[str, float]]) -> set[int]:
         pruned = set()
-        for index, row in rows.items():
+        for index, row in rows.items():  # every model's epoch first: one write for all
+            group[index].reporter.submit(epoch, {k: float(row[k]) for k in REPORTED})
+        view = PruningView(context.optuna_study) if context.viewable else None  # one read
+        for index in rows:
             try:
-                group[index].reporter.report(epoch, {k: float(row[k]) for k in REPORTED})
+                group[index].reporter.judge(epoch, view)
             except optuna.TrialPruned:
                 group[index].tell(state=TrialState.PRUNED, ended="pruned")
                 pruned.add(index)
+        context.flush()
         check()
         return pruned
 

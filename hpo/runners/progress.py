@@ -20,7 +20,7 @@ class StudyProgress:
     study with ``--n-trials 60`` shows 30/60 at the start."""
 
     def __init__(self, optuna_study: optuna.Study, target: int, *, enabled: bool) -> None:
-        self._study = optuna_study
+        self._study, self._enabled = optuna_study, enabled
         record = read_record(optuna_study)  # "validation R²" or what else trials are scored on
         self._label = score_label(record) if record else "R²"
         self._progress = Progress(target, optuna_study.study_name, unit="trial",
@@ -28,6 +28,8 @@ class StudyProgress:
                                   enabled=enabled)
 
     def refresh(self) -> None:
+        if not self._enabled:  # nothing to show: no read (it replays the whole journal)
+            return
         best = best_value(self._study)
         note = "" if math.isnan(best) else f"best {self._label} {best:.4f}"
         self._progress.update(finished_count(self._study), note)

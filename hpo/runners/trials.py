@@ -13,7 +13,7 @@ import os
 import socket
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,8 @@ from hpo.runners.faults import (
     time_limit,
 )
 from hpo.store.attrs import record_trial_attrs
-from hpo.store.optuna_internals import storage_of, trial_handle
+from hpo.store.batching import batched_writes
+from hpo.store.optuna_internals import PruningView, storage_of, trial_handle
 from hpo.store.storage import exclusive_claims
 from hpo.study.config import Study
 from hpo.train.objective import evaluate
@@ -45,22 +46,40 @@ class OptunaReporter(MemoryReporter):
 
     With ``timeout`` (seconds from now), an epoch that ends past it raises TrialTimeout: the
     time limit where no alarm can reach (``hpo.runners.faults.time_limit``).
+    ``flush`` (``hpo.store.batching``) is called after every epoch.
+
+    ``report`` is ``submit`` then ``judge``: a population submits every model's epoch first
+    and then judges each, so their records reach the storage in one write (a pruner decides
+    from finished trials and the trial's own values: the order changes no decision).
     """
 
-    def __init__(self, trial: optuna.Trial, timeout: float | None = None) -> None:
+    def __init__(self, trial: optuna.Trial, timeout: float | None = None,
+                 flush: Callable[[], None] | None = None) -> None:
         super().__init__()
         self.trial = trial
         self.timeout = timeout
         self.deadline = time.monotonic() + timeout if timeout else math.inf
+        self.flush = flush
 
     def report(self, epoch: int, metrics: Mapping[str, float]) -> None:
+        self.submit(epoch, metrics)
+        self.judge(epoch)
+        if self.flush is not None:
+            self.flush()
+
+    def submit(self, epoch: int, metrics: Mapping[str, float]) -> None:
+        """Keep the epoch's metrics and report its R² to the trial."""
         super().report(epoch, metrics)
         if stop_requested():  # Ctrl-C or SIGTERM: end here, where the trial's end is told
             raise KeyboardInterrupt
         if time.monotonic() > self.deadline:
             raise TrialTimeout(f"the trial ran past --trial-timeout {self.timeout:g} s")
         self.trial.report(float(metrics[PRUNING_METRIC]), epoch)
-        if self.trial.should_prune():
+
+    def judge(self, epoch: int, view: PruningView | None = None) -> None:
+        """Raise TrialPruned if the pruner stops the trial at ``epoch`` (submitted); with
+        ``view``, judged on that one read of the study (a population's epoch)."""
+        if view.should_prune(self.trial) if view is not None else self.trial.should_prune():
             self.record({"ended": "pruned", "epochs_run": epoch, "history": self.history})
             raise optuna.TrialPruned(f"pruned at epoch {epoch}")
 
@@ -155,23 +174,24 @@ def run_trial(study: Study, optuna_study: optuna.Study, trial: optuna.Trial,
     ``hpo.runners.faults``). A fault in the trial fails only this trial; an interrupt
     (Ctrl-C, SIGTERM) fails it, queues it again with the same params, and is re-raised.
     """
-    reporter = OptunaReporter(trial, timeout)
-    reporter.record({"source": "search", "runner": "optuna"})  # worker: named when asked
-    try:
-        with time_limit(timeout):
-            params = call_space(study, trial)
-            value = evaluate(params, folds, reporter, seed=study.seed + trial.number,
-                             device=device, score=study.score, seeds=study.seeds)
-    except optuna.TrialPruned:
-        optuna_study.tell(trial, state=TrialState.PRUNED)
-        return "pruned"
-    except (Exception, KeyboardInterrupt, SystemExit) as error:
-        reason = fail_trial(optuna_study, trial, reporter, error, log)
-        if reason == "interrupted":
-            raise
-        return reason
-    optuna_study.tell(trial, value)
-    return "complete"
+    with batched_writes(optuna_study) as flush:  # an epoch's records: one write
+        reporter = OptunaReporter(trial, timeout, flush)
+        reporter.record({"source": "search", "runner": "optuna"})  # worker: named when asked
+        try:
+            with time_limit(timeout):
+                params = call_space(study, trial)
+                value = evaluate(params, folds, reporter, seed=study.seed + trial.number,
+                                 device=device, score=study.score, seeds=study.seeds)
+        except optuna.TrialPruned:
+            optuna_study.tell(trial, state=TrialState.PRUNED)
+            return "pruned"
+        except (Exception, KeyboardInterrupt, SystemExit) as error:
+            reason = fail_trial(optuna_study, trial, reporter, error, log)
+            if reason == "interrupted":
+                raise
+            return reason
+        optuna_study.tell(trial, value)
+        return "complete"
 
 
 def fail_trial(optuna_study: optuna.Study, trial: optuna.Trial, reporter: MemoryReporter,
