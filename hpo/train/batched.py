@@ -134,15 +134,21 @@ class _Population:
             raise ValueError(f"A population needs one group key, but got {sorted(map(str, keys))}.")
         self.device = device
         specs = [model_spec(p, in_features) for p in params]
+        # The model axis holds the models sorted by activation: each activation then runs
+        # on its own contiguous block (measured: computing every activation present on
+        # every model, then selecting, cost more than the rest of a mixed step).
+        self.alive = sorted(range(len(params)), key=lambda m: specs[m].activation)
+        axis = self.alive  # member indices, in the order of the model axis
         self.layout = Layout.of(specs)
-        stacked = stack(self.layout, specs, seeds, device)
+        stacked = stack(self.layout, [specs[m] for m in axis], [seeds[m] for m in axis],
+                        device)
         self.masks, self.buffers = stacked.masks, stacked.buffers
         # The layer a one-at-a-time model uses (elementwise: it acts on stacked models alike).
         self.activations = {name: ACTIVATIONS[name]() for name in stacked.masks.activations}
-        self.members = [Member(i, p, s, n) for i, (p, s, n) in
-                        enumerate(zip(params, seeds, stacked.n_params, strict=True))]
+        n_params = dict(zip(axis, stacked.n_params, strict=True))
+        self.members = [Member(i, p, s, n_params[i])
+                        for i, (p, s) in enumerate(zip(params, seeds, strict=True))]
         self.epochs_of = [int(p["epochs"]) for p in params]
-        self.alive = list(range(len(params)))  # member indices, in the order of the model axis
         # All of a model's weights in one row of one tensor, (models, all weights): the
         # optimizer then runs its dozen element-wise ops once per step, not once per layer
         # tensor (measured: most of a population step's time was those small ops).
@@ -150,10 +156,11 @@ class _Population:
         self.shapes = [w.shape[1:] for w in weights]
         self.sizes = [w[0].numel() for w in weights]
         self.flat = torch.cat([w.detach().reshape(len(w), -1) for w in weights], 1).requires_grad_()
-        self.optimizer = StackedOptimizer([self.flat], params, device)
-        self.schedules = Schedules(params)
-        self.dropout = torch.tensor([float(p.get("dropout") or 0.0) for p in params],
+        self.optimizer = StackedOptimizer([self.flat], [params[m] for m in axis], device)
+        self.schedules = Schedules(params)  # indexed by member
+        self.dropout = torch.tensor([float(params[m].get("dropout") or 0.0) for m in axis],
                                     dtype=self.flat.dtype, device=device).view(-1, 1, 1)
+        folds = [folds[m] for m in axis]
         self._load(folds, params[0])
         self.generators = [torch.Generator().manual_seed(s) for s in seeds]
         self.every_epoch = every_epoch
@@ -187,9 +194,17 @@ class _Population:
         self.any_dropout = bool(self.dropout.any())
         self.any_bn = bool(masks.batch_norm.any())
         self.all_bn = bool(masks.batch_norm.all())
-        self.padded = [not bool(units.all()) for units in masks.units]
+        # (activation, models): the model axis's blocks, in its order (sorted by name).
+        self.blocks = [(name, int(mask.sum())) for name, mask in masks.activations.items()
+                       if bool(mask.any())]
+        self.present = [name for name, _ in self.blocks]
+        # A padded unit starts with zero weights, so it stays exactly 0 (zero gradients)
+        # wherever act(0) == 0, every activation of ACTIVATIONS: the mask costs two ops a
+        # layer a step, so it runs only where some activation present maps 0 elsewhere.
+        moves_zero = any(bool(self.activations[name](torch.zeros(1)) != 0)
+                         for name in self.present)
+        self.padded = [moves_zero and not bool(units.all()) for units in masks.units]
         self.passes = [not bool(deeper.all()) for deeper in masks.deeper]
-        self.present = [name for name, mask in masks.activations.items() if bool(mask.any())]
 
     def epoch(self, epoch: int, callback: EpochCallback | None) -> None:
         start = time.perf_counter()
@@ -328,11 +343,12 @@ class _Population:
         return torch.baddbmm(weights[-1], h, weights[-2])
 
     def _activate(self, z: torch.Tensor) -> torch.Tensor:
-        """Each model's own activation: every one present computed, each model's kept."""
-        out = self.activations[self.present[0]](z)
-        for name in self.present[1:]:
-            out = torch.where(self.masks.activations[name], self.activations[name](z), out)
-        return out
+        """Each model's own activation, one block of the model axis per activation."""
+        if len(self.blocks) == 1:
+            return self.activations[self.blocks[0][0]](z)
+        blocks = z.split([count for _, count in self.blocks])
+        return torch.cat([self.activations[name](block)
+                          for (name, _), block in zip(self.blocks, blocks, strict=True)])
 
     def _batch_norm(self, z: torch.Tensor, layer: int, weights: list[torch.Tensor],
                     training: bool, rows: torch.Tensor | None) -> torch.Tensor:
@@ -343,7 +359,8 @@ class _Population:
             mean, var = mean_buf, var_buf
         elif rows is None:
             mean = z.mean(dim=1, keepdim=True)  # (models, 1, width)
-            var = z.var(dim=1, unbiased=False, keepdim=True)
+            # Not z.var: on these small tensors it cost as much as the rest of batch norm.
+            var = ((z - mean) ** 2).mean(dim=1, keepdim=True)
             n = z.shape[1]
             unbiased = var * n / max(n - 1, 1)
         else:  # a padded batch: the statistics of each model's real rows
