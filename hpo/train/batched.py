@@ -360,9 +360,10 @@ class _Population:
         elif rows is None:
             mean = z.mean(dim=1, keepdim=True)  # (models, 1, width)
             # Not z.var: on these small tensors it cost as much as the rest of batch norm.
-            var = ((z - mean) ** 2).mean(dim=1, keepdim=True)
+            centered = z - mean
+            var = (centered**2).mean(dim=1, keepdim=True)
             n = z.shape[1]
-            unbiased = var * n / max(n - 1, 1)
+            unbiased = var * (n / max(n - 1, 1))
         else:  # a padded batch: the statistics of each model's real rows
             count = rows.sum(dim=1, keepdim=True).to(z.dtype)  # (models, 1, 1)
             mean = (z * rows).sum(dim=1, keepdim=True) / count
@@ -372,7 +373,10 @@ class _Population:
             with torch.no_grad():
                 mean_buf.lerp_(mean, _BN_MOMENTUM)
                 var_buf.lerp_(unbiased, _BN_MOMENTUM)
-        return (z - mean) / torch.sqrt(var + _BN_EPS) * weight + bias
+        if not training or rows is not None:
+            centered = z - mean
+        # The scale on (models, 1, width), not on every row: fewer ops on the big tensor.
+        return centered * (torch.rsqrt(var + _BN_EPS) * weight) + bias
 
     def _stop_diverged(self, epoch: int, rows: dict[int, dict[str, float]]) -> set[int]:
         stopped = set()
