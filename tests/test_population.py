@@ -478,3 +478,54 @@ def test_scoring_only_the_last_epoch_keeps_each_models_own_last_epoch(fold: Fold
         assert len(other.rows) == 1
         assert {k: v for k, v in other.rows[0].items() if k != "seconds"} == {
             k: v for k, v in one.rows[-1].items() if k != "seconds"}
+
+
+def _mixed_space(trial: optuna.Trial) -> dict[str, Any]:
+    from search_spaces import Choice, Int, suggest_architecture, suggest_training
+
+    return {
+        **suggest_architecture(trial, hidden_layers=Int(0, 2), width=Int(2, 8), dropout=0.0),
+        **suggest_optimizer(trial, optimizer=Choice(["adam", "sgd"])),
+        **suggest_training(trial, batch_size=8, epochs=Int(3, 6)),
+        **suggest_scheduler(trial, families=("constant", "cosine")),
+    }
+
+
+def test_cross_validated_trials_with_a_pruner_record_what_one_at_a_time_records(
+        tmp_path: Path) -> None:
+    # Every fold of every trial trains side by side (mini-batches of 8, the folds 21 and 22
+    # rows: 3 batches each), mixed architectures and epochs in one population, and the
+    # trials still report fold 1, 2, 3 in order: each reported running mean is the one-at-a-
+    # time path's, and a pruned trial stops where its reports stop.
+    from hpo.store.attrs import trial_params
+    from hpo.store.record import folds_from_record, stored_record
+    from hpo.train.objective import TrialDiverged, train_and_score
+
+    study = Study(name="cv", space=_mixed_space, data=Mtcars(features=("wt", "hp")),
+                  standardize=True, cv_folds=3, sampler="random", pruner="percentile",
+                  n_trials=16, seed=1)
+    done = run(study, RunOptions(storage=str(tmp_path / "s.journal"), workers=1,
+                                 progress=False, population_size=8))  # batches of 8, 8
+    folds = folds_from_record(stored_record(done))  # the folds the runner trained on
+    assert {t.user_attrs["population"] for t in done.trials} == {8}
+    ended = {str(t.user_attrs["ended"]) for t in done.trials}
+    assert "pruned" in ended, ended  # the second batch is judged by the first
+    for trial in done.trials:
+        params = trial_params(trial)
+        if trial.user_attrs["ended"] == "diverged":
+            with pytest.raises(TrialDiverged):
+                train_and_score(params, folds, seed=trial.user_attrs["seed"])
+            continue
+        value, alone = train_and_score(params, folds, seed=trial.user_attrs["seed"])
+        expected = {step: row["test_r2"] for step, row in enumerate(alone.history, start=1)}
+        reported = trial.intermediate_values
+        assert list(reported) == list(expected)[:len(reported)]
+        assert list(reported.values()) == pytest.approx(
+            # float32: batch norm with Adam amplifies the batched rounding (float64 parity
+            # is tested above); a wrong fold or order is off by whole units.
+            [expected[step] for step in reported], rel=1e-3, abs=1e-4)
+        if trial.state == TrialState.COMPLETE:
+            assert trial.value == pytest.approx(value, rel=1e-3, abs=1e-4)
+            assert trial.user_attrs["n_params"] == alone.attrs["n_params"]
+        else:
+            assert trial.state == TrialState.PRUNED and "history" not in trial.user_attrs
