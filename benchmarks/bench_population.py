@@ -22,6 +22,7 @@ Run:  PYTHONPATH=. .venv/bin/python benchmarks/bench_population.py homework grid
 from __future__ import annotations
 
 import argparse
+import collections
 import os
 import statistics
 import sys
@@ -235,6 +236,23 @@ def diabetes(args: argparse.Namespace) -> None:
     hpo_s, result = hpo_run(study, workers=args.workers, mode=args.mode)
     print(f"diabetes: RidgeCV {ridge_s:.2f} s CV R² {scores.mean():.4f} | hpo 30 trials "
           f"{hpo_s:.1f} s best CV R² {result.best_value:.4f}")
+    print(f"  {populated_summary(result.trials)}")
+
+
+def populated_summary(trials: list[optuna.trial.FrozenTrial]) -> str:
+    """How many trials trained in a population, the populations' sizes (in trials), and
+    how the trials ended."""
+    sizes: dict[tuple[int, str], int] = {}  # (first trial of the population, batch size)
+    for trial in trials:
+        if "population" in trial.user_attrs:
+            key = (int(trial.user_attrs["population"]), str(trial.params.get("batch_size")))
+            sizes[key] = sizes.get(key, 0) + 1
+    populated = sum(sizes.values())
+    groups = sorted(f"{size} (batch {batch})" for (size, batch), count in sizes.items()
+                    for _ in range(count // size))
+    ended = collections.Counter(str(t.user_attrs.get("ended", t.state.name)) for t in trials)
+    return (f"{populated} of {len(trials)} trials trained in populations of "
+            f"{', '.join(groups) or 'none'}; ended: {dict(ended)}")
 
 
 def scaling(args: argparse.Namespace) -> None:

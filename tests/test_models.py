@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -35,7 +36,8 @@ def test_mlp_layers_in_order(activation: str, batch_norm: bool, dropout: float) 
     [
         (ModelSpec(), 2),
         (ModelSpec(hidden=(20, 20)), 20 + 20 + 20 * 20 + 20 + 20 + 1),  # the lab net: 481
-        (ModelSpec(hidden=(20, 20), batch_norm=True), 481 + 2 * (2 * 20)),
+        # batch norm: its weight and bias per unit; the Linear before it has no bias
+        (ModelSpec(hidden=(20, 20), batch_norm=True), 481 - 2 * 20 + 2 * (2 * 20)),
         (ModelSpec(in_features=3, hidden=(5,), out_features=2), 3 * 5 + 5 + 5 * 2 + 2),
     ],
 )
@@ -97,3 +99,24 @@ def test_seed_gives_the_same_weights_without_touching_global_state() -> None:
         assert torch.equal(a, b)
     other = build_model(spec, seed=8)
     assert not torch.equal(next(first.parameters()), next(other.parameters()))
+
+
+def test_a_file_saved_with_a_bias_before_batch_norm_loads_to_the_same_outputs(
+        tmp_path: Path) -> None:
+    # Files saved before the Linear that batch norm follows lost its bias: the bias is
+    # folded into the running mean, so the eval-mode outputs stay what they were.
+    from hpo.train.checkpoints import _FORMAT, load_model
+
+    spec = ModelSpec(in_features=3, hidden=(4, 4), batch_norm=True)
+    torch.manual_seed(0)
+    old = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Tanh(), nn.Linear(4, 4),
+                        nn.BatchNorm1d(4), nn.Tanh(), nn.Linear(4, 1))
+    old.train()
+    old(torch.randn(16, 3) * 3 + 1)  # running statistics away from their start
+    old.eval()
+    torch.save({"format": _FORMAT, "spec": spec.to_dict(), "state": old.state_dict(),
+                "extra": {}}, tmp_path / "old.pt")
+    model, _, _ = load_model(tmp_path / "old.pt")
+    x = torch.randn(8, 3)
+    with torch.no_grad():
+        assert torch.allclose(model(x), old(x), atol=1e-6)

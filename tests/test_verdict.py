@@ -86,10 +86,14 @@ def test_search_never_gives_the_objective_the_test_part(
         return evaluate(params, folds, reporter, **kwargs)
 
     def population_spy(params: Any, fold: Any, *args: Any, **kwargs: Any) -> Any:
-        if fold is folds_of_run[0]:  # a population trains its trials one fold at a time
-            given.extend([] for _ in params)
-        for folds in given[-len(params):]:
-            folds.append(fold)
+        if isinstance(fold, list):  # every fold at once: one model per (trial, fold)
+            count = len(folds_of_run)
+            given.extend(fold[i:i + count] for i in range(0, len(fold), count))
+        else:  # one fold at a time, in order
+            if fold is folds_of_run[0]:
+                given.extend([] for _ in params)
+            for folds in given[-len(params):]:
+                folds.append(fold)
         return train_population(params, fold, *args, **kwargs)
 
     study = Study(name="parts", space=lab_space, data=LabData(n=200), sampler="random",

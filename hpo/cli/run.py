@@ -76,11 +76,11 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--max-retries", type=int, help="with --runner ray: times a "
                         "crashing trial is run again (default: 2)")
     parser.add_argument("--mode", choices=MODES, default="auto",
-                        help="auto: train trials of one network shape, batch size and epochs "
-                        "together as one batched population, others one at a time (so are "
-                        "batch-norm networks and studies with seeds > 1); population: batch "
-                        "every trial (but those of studies with seeds > 1); single: one at a "
-                        "time (default: auto)")
+                        help="auto: train trials of one batch size together as one batched "
+                        "population (depth, width, activation, batch norm and epochs may "
+                        "differ), a trial alone in its group one at a time (so are studies "
+                        "with seeds > 1); population: batch every trial (but those of "
+                        "studies with seeds > 1); single: one at a time (default: auto)")
     parser.add_argument("--population-size", type=positive_int, default=64,
                         help="trials asked and trained at once per worker (default: 64)")
     parser.add_argument("--top", type=positive_int, default=5, help="leaderboard rows (default 5)")

@@ -78,10 +78,11 @@ class RunOptions:
         address: with ``ray``: ``auto`` or ``ray://host:port`` joins that cluster; None
             starts a local Ray for the run.
         max_retries: with ``ray``: times a crashing trial is run again (None: 2).
-        mode: ``auto`` trains trials that share a network shape, batch size and epochs as
-            one batched population (``hpo.runners.population``) and the others one at a
-            time; ``population`` batches every trial (a group of one too); ``single`` trains
-            one trial at a time.
+        mode: ``auto`` trains trials that share a batch size (and input features) as one
+            batched population (``hpo.runners.population``; depth, width, activation, batch
+            norm and epochs may differ) and a trial alone in its group one at a time;
+            ``population`` batches every trial (a group of one too); ``single`` trains one
+            trial at a time.
         population_size: trials asked at once per worker in ``auto``/``population`` mode.
     """
 

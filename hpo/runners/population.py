@@ -4,12 +4,12 @@ Batches double from 8 trials up to ``RunOptions.population_size`` (the runner de
 Optuna's pruners compare a trial only with finished ones, so trials of one batch never
 prune each other; the first batch's finished trials are what the next batch is pruned by.
 
-Each batch of asked trials is grouped by `hpo.train.batched.group_key` (layer shapes,
-activation, batch norm, batch size, epochs); a group of two or more trains as one population.
-A trial alone in its group, or with batch norm (`hpo.train.batched.batches_exactly`: its
-batched R² would not match a retrain, which ``hpo export`` checks), runs one at a time as
-before, unless ``force`` (``--mode population``). A study scored over several training
-seeds (``Study.seeds > 1``) always runs one at a time: its extra seeds are not batched.
+Each batch of asked trials is grouped by `hpo.train.batched.group_key` (input features and
+batch size: depth, width, activation, batch norm, epochs, optimizer and schedule may differ
+within a population); a group of two or more trains as one population. A trial alone in its
+group runs one at a time as before, unless ``force`` (``--mode population``). A study scored
+over several training seeds (``Study.seeds > 1``) always runs one at a time: its extra seeds
+are not batched.
 Every epoch each model's test R² goes to its own trial through its own `OptunaReporter`, so
 pruners act per trial; a pruned model leaves the batch and its trial is told PRUNED at that
 epoch; a model whose loss turns non-finite is told FAIL (``ended=diverged``) alone. Each trial
@@ -23,11 +23,13 @@ each again with its params, and stops. ``--trial-timeout`` is checked after ever
 against the population's wall time (its trials run at once): past it, the open trials fail
 as ``timeout``. Every trial of a running population beats its heartbeat (RDB storages).
 
-With k cross-validation folds, and no pruner that could stop a trial between folds, the
-k folds of every trial of a full-batch group train side by side as one population
-(`hpo.train.batched.folds_train_together`); otherwise the folds run one after another,
-each fold one population. Either way every trial then reports its running mean R² after
-each fold (step = fold), as one at a time.
+With k cross-validation folds whose training rows make as many batches each, the k folds of
+every trial of a group train side by side as one population
+(`hpo.train.batched.folds_train_together`), even with a pruner: the trials then report
+fold 1, 2, ... in order, and one pruned after fold j records what one at a time records
+(its later folds' training is wasted, but in a population an extra model costs little
+wall time). Otherwise the folds run one after another, each fold one population. Either way
+every trial reports its running mean R² after each fold (step = fold), as one at a time.
 """
 
 from __future__ import annotations
@@ -56,7 +58,6 @@ from hpo.store.optuna_internals import PruningView, heartbeat
 from hpo.study.config import Study
 from hpo.train.batched import (
     Member,
-    batches_exactly,
     folds_train_together,
     group_key,
     train_population,
@@ -130,7 +131,7 @@ def batchable(study: Study, group: Sequence[Mapping[str, Any]], force: bool) -> 
     """Whether a group of params (one group key) trains as one population."""
     if study.seeds > 1:  # evaluate's extra seeds and their spread are not batched
         return False
-    return force or (len(group) > 1 and batches_exactly(group[0]))
+    return force or len(group) > 1
 
 
 def _run_one_group(context: _Context, group: list[_Entry], force: bool) -> None:
@@ -277,9 +278,10 @@ def _train_folds(context: _Context, group: list[_Entry], check: Callable[[], Non
     options: dict[str, Any] = {
         "device": context.device, "callback": lambda _epoch, _rows: check(),
         "every_epoch": context.study.score == "best"}  # "final" reads the last epoch only
-    # Without a pruner no trial stops between folds, so every fold trains at once (one more
-    # batch axis; the same models, seeds and scores as fold after fold).
-    together = context.study.pruner == "none" and folds_train_together(group[0].params, folds)
+    # Every fold at once (one more batch axis; the same models, seeds and scores as fold
+    # after fold), reported fold after fold below: a trial pruned after fold j trained the
+    # later folds for nothing, which costs a population little wall time.
+    together = folds_train_together(group[0].params, folds)
     if together:
         every = train_population(
             [entry.params for entry in group for _ in folds], [f for _ in group for f in folds],

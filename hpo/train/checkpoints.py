@@ -61,12 +61,29 @@ def load_model(
     try:
         spec = ModelSpec.from_dict(saved["spec"])
         model = build_model(spec)
-        model.load_state_dict(saved["state"])
+        model.load_state_dict(_fold_batch_norm_biases(model, saved["state"]))
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise DataError(
             f"{path}: spec and weights do not fit ({_one_line(exc)}); {hint}."
         ) from None
     return model.to(map_location).eval(), spec, dict(saved.get("extra", {}))
+
+
+def _fold_batch_norm_biases(model: nn.Module, state: dict[str, Any]) -> dict[str, Any]:
+    """The weights of a file saved before a Linear that batch norm follows lost its bias
+    (`hpo.train.models`): each such bias folded into the batch norm's running mean, which
+    gives the same outputs in eval mode ((x + b) - mean == x - (mean - b))."""
+    if not isinstance(model, nn.Sequential):
+        return state
+    state = dict(state)
+    for index in range(len(model) - 1):
+        linear, norm = model[index], model[index + 1]
+        key = f"{index}.bias"
+        if (isinstance(linear, nn.Linear) and linear.bias is None and key in state
+                and isinstance(norm, nn.BatchNorm1d)):
+            mean = f"{index + 1}.running_mean"
+            state[mean] = state[mean] - state.pop(key)
+    return state
 
 
 def _one_line(exc: BaseException, limit: int = 200) -> str:

@@ -25,8 +25,10 @@ from search_spaces.values import is_int
 class ModelSpec:
     """The architecture of a regression network; ``hidden=()`` is linear regression.
 
-    Each hidden layer is Linear → [BatchNorm1d] → activation → [Dropout]. For linear
-    regression ``activation``, ``batch_norm`` and ``dropout`` have nothing to act on.
+    Each hidden layer is Linear → [BatchNorm1d] → activation → [Dropout]; a Linear that
+    batch norm follows has no bias (batch norm subtracts it; its true gradient is zero, so
+    an Adam-like optimizer would only step on rounding noise). For linear regression
+    ``activation``, ``batch_norm`` and ``dropout`` have nothing to act on.
 
     Example:
         >>> ModelSpec(hidden=(20, 20), activation="tanh", batch_norm=True).to_dict()["hidden"]
@@ -105,7 +107,7 @@ def _build(spec: ModelSpec) -> nn.Module:
     layers: list[nn.Module] = []
     width_in = spec.in_features
     for width in spec.hidden:
-        layers.append(nn.Linear(width_in, width))
+        layers.append(nn.Linear(width_in, width, bias=not spec.batch_norm))
         if spec.batch_norm:
             layers.append(nn.BatchNorm1d(width))
         layers.append(ACTIVATIONS[spec.activation]())

@@ -38,6 +38,7 @@ class StackedOptimizer:
         self.weight_decay = column([float(p.get("weight_decay") or 0.0) for p in params])
         self.momentum = column([float(p.get("momentum") or 0.0) for p in params])
         self.nesterov = column([float(bool(p.get("nesterov"))) for p in params]).bool()
+        self.any_nesterov = bool(self.nesterov.any())
         self.lr = column([float(p["lr"]) for p in params])
         self.steps = 0
         self.state: list[dict[str, torch.Tensor]] = [{} for _ in weights]
@@ -70,6 +71,7 @@ class StackedOptimizer:
         self.masks = {k: m[index] for k, m in self.masks.items()}
         for name in ("weight_decay", "momentum", "nesterov", "lr"):
             setattr(self, name, getattr(self, name)[index])
+        self.any_nesterov = bool(self.nesterov.any())
         self.state = [{k: v[index] for k, v in state.items()} for state in self.state]
 
     def _with_l2(self, weight: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
@@ -82,6 +84,8 @@ def _sgd(opt: StackedOptimizer, state: dict[str, torch.Tensor], weight: torch.Te
     # torch starts the buffer at the first gradient; momentum 0 then keeps it equal to grad.
     buf = state["sgd"] = grad.clone() if "sgd" not in state else (
         state["sgd"] * opt.momentum + grad)
+    if not opt.any_nesterov:  # three ops a step saved where no model uses it
+        return weight - opt.lr * buf
     direction = torch.where(opt.nesterov, grad + opt.momentum * buf, buf)
     return weight - opt.lr * direction
 
@@ -89,8 +93,9 @@ def _sgd(opt: StackedOptimizer, state: dict[str, torch.Tensor], weight: torch.Te
 def _adam_step(opt: StackedOptimizer, state: dict[str, torch.Tensor], key: str,
                weight: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
     beta1, beta2 = _BETAS
-    m = state.setdefault(f"{key}_m", torch.zeros_like(weight))
-    v = state.setdefault(f"{key}_v", torch.zeros_like(weight))
+    if f"{key}_m" not in state:  # setdefault would build (and drop) zeros every step
+        state[f"{key}_m"], state[f"{key}_v"] = torch.zeros_like(weight), torch.zeros_like(weight)
+    m, v = state[f"{key}_m"], state[f"{key}_v"]
     m.lerp_(grad, 1 - beta1)
     v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
     step_size = opt.lr / (1 - beta1**opt.steps)
@@ -112,7 +117,9 @@ def _adamw(opt: StackedOptimizer, state: dict[str, torch.Tensor], weight: torch.
 def _rmsprop(opt: StackedOptimizer, state: dict[str, torch.Tensor], weight: torch.Tensor,
              grad: torch.Tensor) -> torch.Tensor:
     grad = opt._with_l2(weight, grad)
-    square = state.setdefault("rms_sq", torch.zeros_like(weight))
+    if "rms_sq" not in state:
+        state["rms_sq"] = torch.zeros_like(weight)
+    square = state["rms_sq"]
     square.mul_(_ALPHA).addcmul_(grad, grad, value=1 - _ALPHA)
     scaled = grad / (square.sqrt() + _RMS_EPS)
     # With momentum 0 the buffer is the scaled gradient itself: torch's plain update.

@@ -24,10 +24,11 @@ _NOT_STEPPED = r"Detected call of `lr_scheduler.step\(\)` before `optimizer.step
 class Schedules:
     """The schedules of a population, indexed by member."""
 
-    def __init__(self, params: Sequence[Mapping[str, Any]], *, epochs: int) -> None:
+    def __init__(self, params: Sequence[Mapping[str, Any]]) -> None:
         self.optimizers = [torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=p["lr"])
                            for p in params]
-        self.schedulers = [build_scheduler(opt, p, epochs=epochs)
+        # Each for the model's own epochs, as alone (a cosine's period is its epochs).
+        self.schedulers = [build_scheduler(opt, p, epochs=int(p["epochs"]))
                            for opt, p in zip(self.optimizers, params, strict=True)]
         self.any_plateau = any(isinstance(s, ReduceLROnPlateau) for s in self.schedulers)
 

@@ -1,0 +1,56 @@
+"""A population's per-model scores, padded fold data and history rows (helpers of
+`hpo.train.batched`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+
+def scores(y: torch.Tensor, out: torch.Tensor,
+            mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """MSE and R² per model, in float64 as `hpo.train.metrics` computes them; with ``mask``
+    (``(models, rows, 1)``) over each model's real rows only."""
+    true, pred = y.reshape(len(y), -1).double(), out.detach().reshape(len(out), -1).double()
+    if mask is None:
+        residual = ((true - pred) ** 2).sum(1)
+        total = ((true - true.mean(1, keepdim=True)) ** 2).sum(1)
+        count = torch.full_like(residual, true.shape[1])
+    else:
+        real = mask.expand(*out.shape).reshape(len(out), -1)
+        count = real.sum(1).double()
+        residual = torch.where(real, (true - pred) ** 2, 0.0).sum(1)
+        mean = torch.where(real, true, 0.0).sum(1, keepdim=True) / count[:, None]
+        total = torch.where(real, (true - mean) ** 2, 0.0).sum(1)
+    r2 = torch.where(total == 0, (residual == 0).double(), 1.0 - residual / total)
+    return {"mse": residual / count, "r2": r2}
+
+
+def padded(parts: Sequence[Any], device: torch.device
+            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Each part's x and y, zero-padded to the most rows: ``(parts, rows, ...)``, and the
+    mask of real rows, ``(parts, rows, 1)``."""
+    tensors = [part.tensors(device) for part in parts]
+    rows = max(len(x) for x, _ in tensors)
+    x = torch.zeros(len(parts), rows, tensors[0][0].shape[1], dtype=tensors[0][0].dtype,
+                    device=device)
+    y = torch.zeros(len(parts), rows, tensors[0][1].shape[1], dtype=tensors[0][1].dtype,
+                    device=device)
+    mask = torch.zeros(len(parts), rows, 1, dtype=torch.bool, device=device)
+    for i, (xi, yi) in enumerate(tensors):
+        x[i, :len(xi)], y[i, :len(yi)], mask[i, :len(xi)] = xi, yi, True
+    return x, y, mask
+
+
+def rows(epoch: int, members: list[int], lrs: list[float], train: dict[str, torch.Tensor],
+          test: dict[str, torch.Tensor]) -> dict[int, dict[str, float]]:
+    # One copy to the host per epoch; then plain floats, in `train`'s column order (the
+    # epoch a float too, as the one-at-a-time path stores its history rows).
+    values = torch.stack([train["loss"], test["loss"], train["mse"], test["mse"],
+                          train["r2"], test["r2"]]).T.tolist()
+    return {i: {"epoch": float(epoch), "lr": lr, "seconds": 0.0, "train_loss": v[0],
+                "test_loss": v[1], "train_mse": v[2], "test_mse": v[3], "train_r2": v[4],
+                "test_r2": v[5]}
+            for i, lr, v in zip(members, lrs, values, strict=True)}
