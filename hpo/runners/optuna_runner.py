@@ -19,8 +19,10 @@ import os
 import pickle
 import signal
 import sys
+import threading
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -49,7 +51,12 @@ from hpo.runners.trials import (
 from hpo.store.attrs import read_record, write_record
 from hpo.store.optuna_internals import fail_stale_trials, heartbeat
 from hpo.store.record import COMPARABLE_KEYS, folds_from_record, score_label, study_record
-from hpo.store.storage import exclusive_claims, open_storage, resolve_storage
+from hpo.store.storage import (
+    disown_inherited_connections,
+    exclusive_claims,
+    open_storage,
+    resolve_storage,
+)
 from hpo.store.summary import counted_trials, finished_count, retried_numbers
 from hpo.study.algorithms import make_pruner, make_sampler
 from hpo.study.config import Study
@@ -139,12 +146,16 @@ def run(study: Study, options: RunOptions | None = None) -> optuna.Study:
         slots = slots[:1]
         plan = replace(plan, parallel=False)
     target = finished_count(optuna_study) + remaining
-    progress = StudyProgress(optuna_study, target, enabled=options.progress)
+
+    def new_progress() -> StudyProgress:
+        return StudyProgress(optuna_study, target, enabled=options.progress)
+
+    if len(slots) > 1:
+        _work_in_processes(plan, slots, remaining, new_progress)
+        return optuna_study
+    progress = new_progress()
     try:
-        if len(slots) == 1:
-            _work(plan, slots[0], 0, remaining, progress.refresh)
-        else:
-            _work_in_processes(plan, slots, remaining, progress)
+        _work(plan, slots[0], 0, remaining, progress.refresh)
     finally:
         progress.close()
     return optuna_study
@@ -275,23 +286,76 @@ class _WorkPlan:
     population_size: int = 64
 
 
+START_METHOD_VARIABLE = "HPO_START_METHOD"
+
+
+def start_method(slots: list[WorkerSlot]) -> str:
+    """How worker processes start: ``fork`` where it is safe, else ``spawn``.
+
+    A spawned worker imports torch, optuna and hpo again (4-5 s of CPU each, measured on a
+    2-core machine; two at once on two cores take as long as one); a forked one starts in
+    milliseconds with everything this process imported, ``torch._dynamo`` included. Fork
+    copies this process as it is, so it is used only where nothing copied can misbehave:
+
+    - Linux (macOS's system libraries are not fork-safe; Python itself spawns there);
+    - every slot a CPU slot with one thread, so the child never enters an OpenMP parallel
+      region: libgomp, torch's OpenMP, registers no fork handler, and a parallel region in
+      the child would wait on pool threads this process may have started, which do not
+      exist there. (A one-thread slot runs every torch op inline.)
+    - CUDA not initialized here, and no CUDA slot: torch refuses CUDA in a forked child
+      ("Cannot re-initialize CUDA in forked subprocess");
+    - no other Python thread in this process: a lock such a thread holds at the fork (an
+      output buffer's, the import lock, a driver's) stays held forever in the child, and
+      that thread's objects are freed there. So workers start before the progress bar
+      (tqdm starts a monitor thread); ``hpo.run`` called beside other threads (from a
+      thread, in a notebook kernel) spawns.
+
+    A forked worker opens its own storage and disowns the pooled database connections it
+    inherited (``hpo.store.storage.disown_inherited_connections``), as SQLAlchemy advises
+    for ``os.fork``. ``forkserver`` (a server process that imports hpo once and forks the
+    workers) was measured too: its start-up is one import of torch and hpo, about what two
+    spawned workers cost on two cores, so it is not chosen. ``HPO_START_METHOD=spawn`` (or
+    ``forkserver``) in the environment overrides the choice; it never forces ``fork``.
+    """
+    asked = os.environ.get(START_METHOD_VARIABLE, "").strip()
+    if asked in ("spawn", "forkserver"):
+        return asked
+    if asked:
+        raise ConfigError(f"`{START_METHOD_VARIABLE}` must be spawn or forkserver, but got "
+                          f"{asked!r}; unset it to let hpo choose (fork where it is safe).")
+    safe = (sys.platform == "linux"
+            and all(slot.device == "cpu" and slot.threads == 1 for slot in slots)
+            and not torch.cuda.is_initialized()
+            and threading.active_count() == 1)
+    return "fork" if safe else "spawn"
+
+
 def _work_in_processes(
-    plan: _WorkPlan, slots: list[WorkerSlot], remaining: int, progress: StudyProgress
+    plan: _WorkPlan, slots: list[WorkerSlot], remaining: int,
+    new_progress: Callable[[], StudyProgress],
 ) -> None:
-    context = multiprocessing.get_context("spawn")  # fork would copy torch's thread pools
+    method = start_method(slots)
+    context: Any = multiprocessing.get_context(method)  # fork, spawn or forkserver
+    if method == "fork" and plan.mode == "single":
+        # Every trial steps a torch optimizer, which imports torch._dynamo (seconds of CPU):
+        # once here, inherited by every worker, rather than once in each.
+        import torch._dynamo  # noqa: F401
     # Fixed shares keep the count exact; a grid's workers instead drain one shared queue.
     quotas = [remaining // len(slots) + (i < remaining % len(slots)) for i in range(len(slots))]
     if plan.study.sampler == "grid":
         quotas = [remaining] * len(slots)
     errors = context.SimpleQueue()  # a worker's one-line error, printed once by this process
     workers = [context.Process(target=_worker_main,
-                               args=(plan, slot, i, quota, os.getpid(), errors),
+                               args=(plan, slot, i, quota, os.getpid(), errors,
+                                     method == "fork"),
                                name=f"hpo-worker-{i}")
                for i, (slot, quota) in enumerate(zip(slots, quotas, strict=True)) if quota]
+    progress = None
     try:
         for worker in workers:
             with children_ignore_interrupts():
                 worker.start()
+        progress = new_progress()  # after the forks: tqdm's monitor thread is not copied
         _wait_for(workers, progress, errors)
     finally:
         workers = [worker for worker in workers if worker.pid is not None]  # started
@@ -303,6 +367,8 @@ def _work_in_processes(
             if worker.is_alive():
                 worker.kill()  # stuck inside one epoch: its trial is failed on resume
                 worker.join()
+        if progress is not None:
+            progress.close()
 
 
 def _wait_for(workers: list[Any], progress: StudyProgress, errors: Any) -> None:
@@ -333,9 +399,11 @@ def _worker_error(worker: Any, errors: Any) -> HPOError:
 
 
 def _worker_main(plan: _WorkPlan, slot: WorkerSlot, index: int, quota: int,
-                 parent: int, errors: Any = None) -> None:
+                 parent: int, errors: Any = None, forked: bool = False) -> None:
     """Entry point of a worker process: a user's mistake becomes one line and exit code 2,
     sent to the main process, which prints it once."""
+    if forked:
+        disown_inherited_connections()  # the parent's; this worker opens its own
     # The parent's pid comes from the parent: one killed before this worker got here
     # would otherwise be mistaken for the process that adopted it.
     try:

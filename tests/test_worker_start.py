@@ -1,0 +1,141 @@
+"""How worker processes start (hpo.runners.optuna_runner.start_method): forked where that is
+safe (one-thread CPU slots, no CUDA, no other thread), spawned otherwise; a forked worker
+never touches the parent's database connections and starts with Ctrl-C ignored."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from sqlalchemy import text
+
+from hpo.errors import ConfigError
+from hpo.runners.devices import WorkerSlot
+from hpo.runners.faults import children_ignore_interrupts
+from hpo.runners.optuna_runner import START_METHOD_VARIABLE, create_or_load, start_method
+from hpo.store.storage import disown_inherited_connections, study_names
+from hpo.study.file import load_from_file
+from tests.conftest import write_study
+from tests.postgres import fresh_database
+
+LINUX = sys.platform == "linux"
+CPU = WorkerSlot("cpu", threads=1)
+
+
+@pytest.fixture(autouse=True)
+def no_override(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(START_METHOD_VARIABLE, raising=False)
+
+
+@pytest.mark.skipif(not LINUX, reason="fork is chosen on Linux only")
+def test_one_thread_cpu_workers_are_forked() -> None:
+    assert threading.active_count() == 1  # pytest runs the tests in its main thread alone
+    assert start_method([CPU, CPU]) == "fork"
+
+
+def test_workers_that_must_not_be_forked_are_spawned(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Several threads: the child could enter an OpenMP region whose pool threads it lacks.
+    assert start_method([CPU, WorkerSlot("cpu", threads=2)]) == "spawn"
+    # A CUDA slot: torch refuses CUDA in a forked child.
+    assert start_method([CPU, WorkerSlot("cuda:0", threads=1)]) == "spawn"
+    # CUDA already initialized in this process, even for CPU slots.
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+    assert start_method([CPU, CPU]) == "spawn"
+    monkeypatch.undo()
+    # Another thread runs here: a lock it holds at the fork would stay held in the child.
+    release = threading.Event()
+    other = threading.Thread(target=release.wait, daemon=True)
+    other.start()
+    try:
+        assert start_method([CPU, CPU]) == "spawn"
+    finally:
+        release.set()
+        other.join()
+    assert start_method([CPU, CPU]) == ("fork" if LINUX else "spawn")
+
+
+def test_the_environment_may_ask_for_spawn_or_forkserver_but_not_fork(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for method in ("spawn", "forkserver"):
+        monkeypatch.setenv(START_METHOD_VARIABLE, method)
+        assert start_method([CPU, CPU]) == method
+    monkeypatch.setenv(START_METHOD_VARIABLE, "fork")
+    with pytest.raises(ConfigError, match="must be spawn or forkserver, but got 'fork'"):
+        start_method([CPU, WorkerSlot("cuda:0", threads=1)])
+
+
+def _pooled(storage: Any) -> tuple[set[int], set[int | None]]:
+    """Every connection the storage's pool holds: its driver object's id, its server pid."""
+    pool = storage.engine.pool
+    held = [storage.engine.connect() for _ in range(max(1, pool.checkedin()))]
+    try:
+        return ({id(c.connection.dbapi_connection) for c in held},
+                {_backend(c) for c in held})
+    finally:
+        for connection in held:
+            connection.close()
+
+
+def _backend(connection: Any) -> int | None:
+    if connection.dialect.name != "postgresql":
+        return None
+    return int(connection.execute(text("SELECT pg_backend_pid()")).scalar_one())
+
+
+def _connections_in_child(storage: Any, disown: bool, answers: Any) -> None:
+    if disown:
+        disown_inherited_connections()  # what a forked worker does first
+    answers.put(_pooled(storage))
+
+
+@pytest.mark.skipif(not LINUX, reason="fork is chosen on Linux only")
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_a_forked_worker_never_uses_the_parents_database_connections(
+    tmp_path: Path, kind: str, request: pytest.FixtureRequest
+) -> None:
+    url = (f"sqlite:///{tmp_path / 's.db'}" if kind == "sqlite"
+           else fresh_database(request.getfixturevalue("postgres_url")))
+    study = load_from_file(write_study(tmp_path), "tiny")
+    storage = create_or_load(study, url)._storage._backend  # the run's own, as it forks
+    parents, parent_backends = _pooled(storage)  # all back in the pool: a child could take one
+    context = multiprocessing.get_context("fork")
+    answers = context.SimpleQueue()
+    for disown in (False, True):
+        child = context.Process(target=_connections_in_child, args=(storage, disown, answers))
+        child.start()
+        child.join(60)
+        assert child.exitcode == 0
+        ids, backends = answers.get()
+        # Without disowning, the child would talk over the parent's connections ...
+        assert bool(ids & parents) is not disown, f"disown={disown}"
+        if kind == "postgresql":
+            assert bool(backends & parent_backends) is not disown, f"disown={disown}"
+    # ... which still work here after both children exited.
+    assert _pooled(storage) == (parents, parent_backends)
+    assert len(study_names(storage)) == 1
+
+
+def _report_sigint(answers: Any) -> None:
+    answers.put(signal.getsignal(signal.SIGINT) == signal.SIG_IGN)
+
+
+@pytest.mark.skipif(not LINUX, reason="fork is chosen on Linux only")
+def test_a_forked_worker_starts_with_ctrl_c_ignored() -> None:
+    """Until it installs deferred_stop, as a spawned one (test_kill_battery)."""
+    context = multiprocessing.get_context("fork")
+    answers = context.SimpleQueue()
+    child = context.Process(target=_report_sigint, args=(answers,))
+    with children_ignore_interrupts():
+        child.start()
+    child.join(60)
+    assert answers.get() is True
+    assert signal.getsignal(signal.SIGINT) is not signal.SIG_IGN  # this process's is back
+    assert os.getpid() != child.pid
