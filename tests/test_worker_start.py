@@ -7,8 +7,10 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -61,15 +63,15 @@ def test_workers_that_must_not_be_forked_are_spawned(monkeypatch: pytest.MonkeyP
     assert start_method([CPU, CPU]) == ("fork" if LINUX else "spawn")
 
 
-def test_the_environment_may_ask_for_spawn_or_forkserver_but_not_fork(
+def test_the_environment_may_force_spawn_but_nothing_else(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    for method in ("spawn", "forkserver"):
+    monkeypatch.setenv(START_METHOD_VARIABLE, "spawn")
+    assert start_method([CPU, CPU]) == "spawn"
+    for method in ("fork", "forkserver"):  # forkserver: workers would not be our children
         monkeypatch.setenv(START_METHOD_VARIABLE, method)
-        assert start_method([CPU, CPU]) == method
-    monkeypatch.setenv(START_METHOD_VARIABLE, "fork")
-    with pytest.raises(ConfigError, match="must be spawn or forkserver, but got 'fork'"):
-        start_method([CPU, WorkerSlot("cuda:0", threads=1)])
+        with pytest.raises(ConfigError, match=f"must be spawn, but got '{method}'"):
+            start_method([CPU, CPU])
 
 
 def _pooled(storage: Any) -> tuple[set[int], set[int | None]]:
@@ -139,3 +141,27 @@ def test_a_forked_worker_starts_with_ctrl_c_ignored() -> None:
     assert answers.get() is True
     assert signal.getsignal(signal.SIGINT) is not signal.SIG_IGN  # this process's is back
     assert os.getpid() != child.pid
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not LINUX, reason="fork is chosen on Linux only")
+def test_hpo_run_forks_its_workers_and_spawns_them_when_asked(tmp_path: Path) -> None:
+    from tests.test_kill_battery import ROOT, _cmdline, worker_pids
+
+    path = write_study(tmp_path, n_trials=4, epochs=10)
+    for method in ("fork", "spawn"):
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        if method == "spawn":
+            env[START_METHOD_VARIABLE] = "spawn"
+        process = subprocess.Popen(
+            [sys.executable, "-m", "hpo.cli", "run", str(path), "--storage",
+             str(tmp_path / f"{method}.journal"), "--workers", "2"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+        seen: set[bytes] = set()
+        while process.poll() is None:
+            seen |= {_cmdline(pid) for pid in worker_pids(process.pid)} - {b""}
+            time.sleep(0.01)
+        assert process.returncode == 0, process.stderr.read() if process.stderr else ""
+        # (A spawned worker shows this command line too, between its fork and its exec.)
+        assert seen and any(b"spawn_main" in line for line in seen) is (method == "spawn"), (
+            method, seen)

@@ -292,9 +292,9 @@ START_METHOD_VARIABLE = "HPO_START_METHOD"
 def start_method(slots: list[WorkerSlot]) -> str:
     """How worker processes start: ``fork`` where it is safe, else ``spawn``.
 
-    A spawned worker imports torch, optuna and hpo again (4-5 s of CPU each, measured on a
-    2-core machine; two at once on two cores take as long as one); a forked one starts in
-    milliseconds with everything this process imported, ``torch._dynamo`` included. Fork
+    A spawned worker imports torch, optuna and hpo again; a forked one starts with all this
+    process imported. Two workers ready to train after (benchmarks/README.md, 2-core
+    machine, load average 4-5): fork 0.06 s, forkserver 3.3-9.7 s, spawn 9-16 s. Fork
     copies this process as it is, so it is used only where nothing copied can misbehave:
 
     - Linux (macOS's system libraries are not fork-safe; Python itself spawns there);
@@ -312,17 +312,17 @@ def start_method(slots: list[WorkerSlot]) -> str:
 
     A forked worker opens its own storage and disowns the pooled database connections it
     inherited (``hpo.store.storage.disown_inherited_connections``), as SQLAlchemy advises
-    for ``os.fork``. ``forkserver`` (a server process that imports hpo once and forks the
-    workers) was measured too: its start-up is one import of torch and hpo, about what two
-    spawned workers cost on two cores, so it is not chosen. ``HPO_START_METHOD=spawn`` (or
-    ``forkserver``) in the environment overrides the choice; it never forces ``fork``.
+    for ``os.fork``. Forkserver is not used: its workers are children of the server, not of
+    this process, so a worker's check that its parent is alive (``os.getppid()``) would
+    need another mechanism, and Ctrl-C and the server's lifetime would need handling too.
+    ``HPO_START_METHOD=spawn`` in the environment forces spawn (never fork).
     """
     asked = os.environ.get(START_METHOD_VARIABLE, "").strip()
-    if asked in ("spawn", "forkserver"):
+    if asked == "spawn":
         return asked
     if asked:
-        raise ConfigError(f"`{START_METHOD_VARIABLE}` must be spawn or forkserver, but got "
-                          f"{asked!r}; unset it to let hpo choose (fork where it is safe).")
+        raise ConfigError(f"`{START_METHOD_VARIABLE}` must be spawn, but got {asked!r}; unset "
+                          "it to let hpo choose (fork where it is safe, else spawn).")
     safe = (sys.platform == "linux"
             and all(slot.device == "cpu" and slot.threads == 1 for slot in slots)
             and not torch.cuda.is_initialized()
