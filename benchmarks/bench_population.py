@@ -306,30 +306,39 @@ def workers(args: argparse.Namespace) -> None:
     """
     sizes = [int(n) for n in args.worker_trials.split(",")] if args.worker_trials else [
         args.trials]
+    trees = {"": os.environ.get("PYTHONPATH", ".")}
+    if args.before:  # the same measurements of another checkout's hpo (e.g. main's)
+        trees = {"before: ": args.before, "after: ": trees[""]}
     for trials in sizes:
-        times: dict[int, list[float]] = {1: [], 2: []}
+        times: dict[tuple[str, int], list[float]] = {}
         for repeat in range(args.repeats):
-            order = (1, 2) if repeat % 2 == 0 else (2, 1)
-            for count in order:
-                load = Path("/proc/loadavg").read_text().split()[:3]
-                result = _fresh_run(trials, count, args.mode)
-                times[count].append(result["seconds"])
-                print(f"workers #{repeat} {trials} trials, {count} worker(s): "
-                      f"{result['seconds']:.2f} s (load average before {' '.join(load)}; "
-                      f"start method {result['start']}; torch._dynamo imported before the "
-                      f"clock: {result['dynamo_before']}, after: {result['dynamo_after']}; "
-                      f"best R² {result['best']:.4f})", flush=True)
-        one, two = statistics.median(times[1]), statistics.median(times[2])
-        ratios = sorted(a / b for a, b in zip(times[1], times[2], strict=True))
-        print(f"workers: {trials} cosine trials, median of {args.repeats}: 1 worker "
-              f"(in-process, 1 thread) {one:.2f} s, 2 workers {two:.2f} s: {one / two:.2f}x "
-              f"(per-repeat ratios {', '.join(f'{r:.2f}' for r in ratios)})", flush=True)
+            flip = repeat % 2 == 1  # alternate which side goes first
+            for tree in (list(trees)[::-1] if flip else list(trees)):
+                for count in ((2, 1) if flip else (1, 2)):
+                    load = Path("/proc/loadavg").read_text().split()[:3]
+                    result = _fresh_run(trials, count, args.mode, trees[tree])
+                    times.setdefault((tree, count), []).append(result["seconds"])
+                    print(f"workers #{repeat} {tree}{trials} trials, {count} worker(s): "
+                          f"{result['seconds']:.2f} s (load average before {' '.join(load)}; "
+                          f"start {result['start']}; torch._dynamo imported before the clock: "
+                          f"{result['dynamo_before']}, after: {result['dynamo_after']}; "
+                          f"epochs {result['epochs']}, best R² {result['best']:.4f})",
+                          flush=True)
+        for tree in trees:
+            ones, twos = times[(tree, 1)], times[(tree, 2)]
+            one, two = statistics.median(ones), statistics.median(twos)
+            ratios = sorted(a / b for a, b in zip(ones, twos, strict=True))
+            print(f"workers: {tree}{trials} cosine trials, median of {args.repeats}: 1 worker "
+                  f"(in-process, 1 thread) {one:.2f} s, 2 workers {two:.2f} s: "
+                  f"{one / two:.2f}x (per-repeat ratios {', '.join(f'{r:.2f}' for r in ratios)})",
+                  flush=True)
 
 
-def _fresh_run(trials: int, count: int, mode: str) -> dict[str, Any]:
+def _fresh_run(trials: int, count: int, mode: str, tree: str) -> dict[str, Any]:
     command = [sys.executable, "-u", __file__, "workers-once", "--trials", str(trials),
                "--workers", str(count), "--mode", mode]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    done = subprocess.run(command, capture_output=True, text=True, check=False,
+                          env={**os.environ, "PYTHONPATH": tree})
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed:\n{done.stderr}")
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
@@ -356,7 +365,8 @@ def workers_once(args: argparse.Namespace) -> None:
         seconds, result = hpo_run(study, workers=0 if args.workers == 1 else args.workers,
                                   mode=args.mode)
     slots = plan_workers(resolve_devices("cpu"), 1, args.workers)
-    print(json.dumps({"seconds": seconds, "best": result.best_value,
+    epochs = sum(int(t.user_attrs.get("epochs_run", 0)) for t in result.trials)
+    print(json.dumps({"seconds": seconds, "best": result.best_value, "epochs": epochs,
                       "start": "in-process" if args.workers == 1 else start_method(slots),
                       "dynamo_before": dynamo_before,
                       "dynamo_after": "torch._dynamo" in sys.modules}))
@@ -393,6 +403,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--worker-trials", default="",
                         help="workers: comma-separated trial counts (default: --trials)")
+    parser.add_argument("--before", default="",
+                        help="workers: also time the hpo of this checkout (e.g. main's)")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
