@@ -403,11 +403,12 @@ def _worker_main(plan: _WorkPlan, slot: WorkerSlot, index: int, quota: int,
                  parent: int, errors: Any = None, forked: bool = False) -> None:
     """Entry point of a worker process: a user's mistake becomes one line and exit code 2,
     sent to the main process, which prints it once."""
-    if forked:
-        disown_inherited_connections()  # the parent's; this worker opens its own
     # The parent's pid comes from the parent: one killed before this worker got here
     # would otherwise be mistaken for the process that adopted it.
     try:
+        if forked:  # inside the try: a forked worker inherits the CLI's SIGTERM handler,
+            # which raises KeyboardInterrupt until deferred_stop replaces it
+            disown_inherited_connections()  # the parent's; this worker opens its own
         # A parent killed outright (SIGKILL) cannot stop its workers: each notices it was
         # orphaned and stops after telling the storage how its current trial ended.
         _work(plan, slot, index, quota, progress=None,
