@@ -14,6 +14,7 @@ so the load of other jobs on a shared machine hits both sides alike):
 - ``scaling``: per-model epoch time of a population of 1, 8, 64, 256 lab models, against one
   model on the one-at-a-time path, and against ``torch.func`` (``stack_module_state`` + vmap).
 - ``workers``: one homework study with 1 worker against 2, each timed in a fresh process.
+- ``startup``: seconds until 2 worker processes are ready, forked, from a forkserver, spawned.
 - ``pruning``: epochs trained and best R² with and without each pruner, over seeds.
 
 Run:  PYTHONPATH=. .venv/bin/python benchmarks/bench_population.py homework grid ...
@@ -319,7 +320,8 @@ def workers(args: argparse.Namespace) -> None:
                     result = _fresh_run(trials, count, args.mode, trees[tree])
                     times.setdefault((tree, count), []).append(result["seconds"])
                     print(f"workers #{repeat} {tree}{trials} trials, {count} worker(s): "
-                          f"{result['seconds']:.2f} s (load average before {' '.join(load)}; "
+                          f"{result['seconds']:.2f} s, CPU {result.get('cpu', 0):.2f} s (load "
+                          f"average before {' '.join(load)}; "
                           f"start {result['start']}; torch._dynamo imported before the clock: "
                           f"{result['dynamo_before']}, after: {result['dynamo_after']}; "
                           f"epochs {result['epochs']}, best R² {result['best']:.4f})",
@@ -366,10 +368,50 @@ def workers_once(args: argparse.Namespace) -> None:
                                   mode=args.mode)
     slots = plan_workers(resolve_devices("cpu"), 1, args.workers)
     epochs = sum(int(t.user_attrs.get("epochs_run", 0)) for t in result.trials)
-    print(json.dumps({"seconds": seconds, "best": result.best_value, "epochs": epochs,
+    print(json.dumps({"seconds": seconds, "cpu": CPU["last"], "best": result.best_value,
+                      "epochs": epochs,
                       "start": "in-process" if args.workers == 1 else start_method(slots),
                       "dynamo_before": dynamo_before,
                       "dynamo_after": "torch._dynamo" in sys.modules}))
+
+
+def _ready(answers: Any, start: float) -> None:
+    import hpo.runners.optuna_runner  # noqa: F401  what a worker imports (there if forked)
+
+    answers.put(time.perf_counter() - start)
+
+
+def startup(args: argparse.Namespace) -> None:
+    """Seconds until 2 worker processes are ready to train (hpo's runner imported), for
+    each start method; the methods alternate, ``--repeats`` times."""
+    for repeat in range(args.repeats):
+        methods = ["fork", "forkserver", "spawn"]
+        for method in methods if repeat % 2 == 0 else methods[::-1]:
+            load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+            # Each in a fresh process: a forkserver, once started, serves the whole process.
+            command = [sys.executable, "-u", __file__, "startup-once", "--method", method]
+            done = subprocess.run(command, capture_output=True, text=True, check=True)
+            print(f"startup #{repeat} {method:10s}: 2 workers ready after "
+                  f"{float(done.stdout.split()[-1]):.2f} s (load average before {load})",
+                  flush=True)
+
+
+def startup_once(args: argparse.Namespace) -> None:
+    import multiprocessing
+
+    method = args.method
+    context: Any = multiprocessing.get_context(method)
+    if method == "forkserver":
+        context.set_forkserver_preload(["hpo.runners.optuna_runner"])
+    answers = context.SimpleQueue()
+    start = time.perf_counter()
+    processes = [context.Process(target=_ready, args=(answers, start)) for _ in range(2)]
+    for process in processes:
+        process.start()
+    ready = max(answers.get(), answers.get())
+    for process in processes:
+        process.join()
+    print(f"{ready:.4f}")
 
 
 def pruning(args: argparse.Namespace) -> None:
@@ -387,12 +429,15 @@ def pruning(args: argparse.Namespace) -> None:
 
 
 SECTIONS = {"homework": homework, "grid": grid, "diabetes": diabetes, "scaling": scaling,
-            "workers": workers, "workers-once": workers_once, "pruning": pruning}
+            "workers": workers, "workers-once": workers_once, "startup": startup,
+            "startup-once": startup_once, "pruning": pruning}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sections", nargs="+", choices=SECTIONS)
+    parser.add_argument("--method", default="fork",
+                        help="startup-once: fork, forkserver or spawn")
     parser.add_argument("--trials", type=int, default=100, help="hpo trials per study")
     parser.add_argument("--baseline-trials", type=int, default=10,
                         help="hand-written baseline trials per family (it is slow)")
