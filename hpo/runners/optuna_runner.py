@@ -336,7 +336,7 @@ def _work_in_processes(
     new_progress: Callable[[], StudyProgress],
 ) -> None:
     method = start_method(slots)
-    context: Any = multiprocessing.get_context(method)  # fork, spawn or forkserver
+    context: Any = multiprocessing.get_context(method)  # fork or spawn
     if method == "fork" and plan.mode == "single":
         # Every trial steps a torch optimizer, which imports torch._dynamo (seconds of CPU):
         # once here, inherited by every worker, rather than once in each.
