@@ -295,8 +295,8 @@ def start_method(slots: list[WorkerSlot]) -> str:
 
     A spawned worker imports torch, optuna and hpo again; a forked one starts with all this
     process imported. Two workers ready to train after (benchmarks/README.md, 2-core
-    machine, load average 4-5): fork 0.06 s, forkserver 3.3-9.7 s, spawn 9-16 s. Fork
-    copies this process as it is, so it is used only where nothing copied can misbehave:
+    machine, load average 3.8-5.8): fork 0.06-0.07 s, forkserver 3.3-14.6 s, spawn 9-16 s.
+    Fork copies this process as it is, so it is used only where nothing copied can misbehave:
 
     - Linux (macOS's system libraries are not fork-safe; Python itself spawns there);
     - every slot a CPU slot with one thread, so the child never enters an OpenMP parallel
