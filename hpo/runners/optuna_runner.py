@@ -307,9 +307,9 @@ def start_method(slots: list[WorkerSlot]) -> str:
       ("Cannot re-initialize CUDA in forked subprocess");
     - no other Python thread in this process: a lock such a thread holds at the fork (an
       output buffer's, the import lock, a driver's) stays held forever in the child, and
-      that thread's objects are freed there. So workers start before the progress bar
-      (tqdm starts a monitor thread); ``hpo.run`` called beside other threads (from a
-      thread, in a notebook kernel) spawns.
+      that thread's objects are freed there. hpo's progress bars start no thread (tqdm's
+      monitor is off, hpo.train.progress) and the workers start before the bar;
+      ``hpo.run`` called beside other threads (from a thread, in a notebook kernel) spawns.
 
     A forked worker opens its own storage and disowns the pooled database connections it
     inherited (``hpo.store.storage.disown_inherited_connections``), as SQLAlchemy advises
@@ -356,7 +356,7 @@ def _work_in_processes(
         for worker in workers:
             with children_ignore_interrupts():
                 worker.start()
-        progress = new_progress()  # after the forks: tqdm's monitor thread is not copied
+        progress = new_progress()  # after the forks: nothing of it is copied
         _wait_for(workers, progress, errors)
     finally:
         workers = [worker for worker in workers if worker.pid is not None]  # started
