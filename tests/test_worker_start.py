@@ -36,13 +36,20 @@ def no_override(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(START_METHOD_VARIABLE, raising=False)
 
 
+def _alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As if this process ran no other thread (a thread another test left behind, e.g. a
+    library's, would make every start a spawn here)."""
+    monkeypatch.setattr(threading, "active_count", lambda: 1)
+
+
 @pytest.mark.skipif(not LINUX, reason="fork is chosen on Linux only")
-def test_one_thread_cpu_workers_are_forked() -> None:
-    assert threading.active_count() == 1  # pytest runs the tests in its main thread alone
+def test_one_thread_cpu_workers_are_forked(monkeypatch: pytest.MonkeyPatch) -> None:
+    _alone(monkeypatch)
     assert start_method([CPU, CPU]) == "fork"
 
 
 def test_workers_that_must_not_be_forked_are_spawned(monkeypatch: pytest.MonkeyPatch) -> None:
+    _alone(monkeypatch)
     # Several threads: the child could enter an OpenMP region whose pool threads it lacks.
     assert start_method([CPU, WorkerSlot("cpu", threads=2)]) == "spawn"
     # A CUDA slot: torch refuses CUDA in a forked child.
@@ -51,15 +58,17 @@ def test_workers_that_must_not_be_forked_are_spawned(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
     assert start_method([CPU, CPU]) == "spawn"
     monkeypatch.undo()
-    # Another thread runs here: a lock it holds at the fork would stay held in the child.
+    # Another thread runs here (a real one): a lock it holds at the fork would stay held.
     release = threading.Event()
     other = threading.Thread(target=release.wait, daemon=True)
     other.start()
     try:
+        assert threading.active_count() >= 2
         assert start_method([CPU, CPU]) == "spawn"
     finally:
         release.set()
         other.join()
+    _alone(monkeypatch)
     assert start_method([CPU, CPU]) == ("fork" if LINUX else "spawn")
 
 

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 QUARTERS = 4
 
 
-class _Bar(tqdm):
+class Bar(tqdm):
     """tqdm without its monitor thread, which outlives the bar: with a thread running, the
     next run's workers could not be forked (hpo.runners.optuna_runner.start_method). The
     monitor only redraws bars left unrefreshed for long; hpo refreshes its bars itself."""
@@ -47,7 +47,7 @@ class Progress:
         if enabled and _is_terminal(self._stream):
             # A terminal that reports no width (0 columns) would get an empty bar.
             width = min(shutil.get_terminal_size().columns or 80, 100)
-            self._bar = _Bar(total=total, initial=initial, desc=desc, unit=unit,
+            self._bar = Bar(total=total, initial=initial, desc=desc, unit=unit,
                              file=self._stream, ncols=width)
         elif enabled:
             more = total - initial
