@@ -13,7 +13,8 @@ so the load of other jobs on a shared machine hits both sides alike):
   30 trials, against ``RidgeCV``.
 - ``scaling``: per-model epoch time of a population of 1, 8, 64, 256 lab models, against one
   model on the one-at-a-time path, and against ``torch.func`` (``stack_module_state`` + vmap).
-- ``workers``: one homework study with 1 worker against 2.
+- ``workers``: one homework study with 1 worker against 2, each timed in a fresh process.
+- ``startup``: seconds until 2 worker processes are ready, forked, from a forkserver, spawned.
 - ``pruning``: epochs trained and best R² with and without each pruner, over seeds.
 
 Run:  PYTHONPATH=. .venv/bin/python benchmarks/bench_population.py homework grid ...
@@ -23,8 +24,10 @@ from __future__ import annotations
 
 import argparse
 import collections
+import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -311,25 +314,124 @@ def cosine_space(trial: optuna.Trial) -> dict[str, Any]:
 
 
 def workers(args: argparse.Namespace) -> None:
-    """1 worker against 2. ``--workers 1`` gives its one worker every core as threads; the
-    study file's closure space runs one in-process worker with one thread, as each of 2
-    workers has: both are timed as the "1 worker" side."""
+    """1 worker against 2: what ``hpo run`` does on a 1-core slot (one in-process worker
+    with one thread: the study file's closure space cannot travel to worker processes)
+    against ``--workers 2`` (two one-thread worker processes).
+
+    Each measurement runs in a fresh process (``workers-once``) that imports torch, optuna
+    and hpo before its clock starts, so both sides pay the same one-time costs (a process
+    that had already imported ``torch._dynamo``, or run a study, would be warm); the clock
+    is around ``hpo.run`` alone, worker start-up included. The two sides alternate, and
+    each measurement prints the load average before it, since other jobs on the machine
+    take cores from the two workers.
+    """
+    sizes = [int(n) for n in args.worker_trials.split(",")] if args.worker_trials else [
+        args.trials]
+    trees = {"": os.environ.get("PYTHONPATH", ".")}
+    if args.before:  # the same measurements of another checkout's hpo (e.g. main's)
+        trees = {"before: ": args.before, "after: ": trees[""]}
+    for trials in sizes:
+        times: dict[tuple[str, int], list[float]] = {}
+        for repeat in range(args.repeats):
+            flip = repeat % 2 == 1  # alternate which side goes first
+            for tree in (list(trees)[::-1] if flip else list(trees)):
+                for count in ((2, 1) if flip else (1, 2)):
+                    load = Path("/proc/loadavg").read_text().split()[:3]
+                    result = _fresh_run(trials, count, args.mode, trees[tree])
+                    times.setdefault((tree, count), []).append(result["seconds"])
+                    print(f"workers #{repeat} {tree}{trials} trials, {count} worker(s): "
+                          f"{result['seconds']:.2f} s, CPU {result.get('cpu', 0):.2f} s (load "
+                          f"average before {' '.join(load)}; "
+                          f"start {result['start']}; torch._dynamo imported before the clock: "
+                          f"{result['dynamo_before']}, after: {result['dynamo_after']}; "
+                          f"epochs {result['epochs']}, best R² {result['best']:.4f})",
+                          flush=True)
+        for tree in trees:
+            ones, twos = times[(tree, 1)], times[(tree, 2)]
+            one, two = statistics.median(ones), statistics.median(twos)
+            ratios = sorted(a / b for a, b in zip(ones, twos, strict=True))
+            print(f"workers: {tree}{trials} cosine trials, median of {args.repeats}: 1 worker "
+                  f"(in-process, 1 thread) {one:.2f} s, 2 workers {two:.2f} s: "
+                  f"{one / two:.2f}x (per-repeat ratios {', '.join(f'{r:.2f}' for r in ratios)})",
+                  flush=True)
+
+
+def _fresh_run(trials: int, count: int, mode: str, tree: str) -> dict[str, Any]:
+    command = [sys.executable, "-u", __file__, "workers-once", "--trials", str(trials),
+               "--workers", str(count), "--mode", mode]
+    done = subprocess.run(command, capture_output=True, text=True, check=False,
+                          env={**os.environ, "PYTHONPATH": tree})
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{done.stderr}")
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def workers_once(args: argparse.Namespace) -> None:
+    """One side of ``workers``, in this fresh process (see there); prints one JSON line."""
+    from hpo.runners.devices import plan_workers, resolve_devices
+
+    try:
+        from hpo.runners.optuna_runner import start_method
+    except ImportError:  # hpo before worker processes could be forked
+
+        def start_method(_slots: Any) -> str:
+            return "spawn"
+
+    torch.set_num_threads(1)  # as the caller of ``hpo run`` on a 1-core slot
+    space = homework_space("cosine") if args.workers == 1 else cosine_space
+    study = Study(name="w", space=space, data=LabData(n=1000), sampler="tpe",
+                  pruner="median", n_trials=args.trials, seed=0)
+    dynamo_before = "torch._dynamo" in sys.modules
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the closure's "one worker in this process" notice
+        seconds, result = hpo_run(study, workers=0 if args.workers == 1 else args.workers,
+                                  mode=args.mode)
+    slots = plan_workers(resolve_devices("cpu"), 1, args.workers)
+    epochs = sum(int(t.user_attrs.get("epochs_run", 0)) for t in result.trials)
+    print(json.dumps({"seconds": seconds, "cpu": CPU["last"], "best": result.best_value,
+                      "epochs": epochs,
+                      "start": "in-process" if args.workers == 1 else start_method(slots),
+                      "dynamo_before": dynamo_before,
+                      "dynamo_after": "torch._dynamo" in sys.modules}))
+
+
+def _ready(answers: Any, start: float) -> None:
+    import hpo.runners.optuna_runner  # noqa: F401  what a worker imports (there if forked)
+
+    answers.put(time.perf_counter() - start)
+
+
+def startup(args: argparse.Namespace) -> None:
+    """Seconds until 2 worker processes are ready to train (hpo's runner imported), for
+    each start method; the methods alternate, ``--repeats`` times."""
     for repeat in range(args.repeats):
-        times = {}
-        for label, space, count in (("1 worker, 1 thread", homework_space("cosine"), 0),
-                                    ("1 worker, all threads", cosine_space, 1),
-                                    ("2 workers", cosine_space, 2)):
-            study = Study(name="w", space=space, data=LabData(n=1000),
-                          sampler="tpe", pruner="median", n_trials=args.trials, seed=0)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # the closure's "one worker" notice
-                times[label], _ = hpo_run(study, workers=count, mode=args.mode)
-        two = times["2 workers"]
-        print(f"workers #{repeat} ({args.trials} cosine trials): " + ", ".join(
-            f"{label} {seconds:.1f} s" for label, seconds in times.items())
-            + f" | 2 workers against 1 worker with 1 thread: "
-            f"{times['1 worker, 1 thread'] / two:.2f}x, with all threads: "
-            f"{times['1 worker, all threads'] / two:.2f}x")
+        methods = ["fork", "forkserver", "spawn"]
+        for method in methods if repeat % 2 == 0 else methods[::-1]:
+            load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+            # Each in a fresh process: a forkserver, once started, serves the whole process.
+            command = [sys.executable, "-u", __file__, "startup-once", "--method", method]
+            done = subprocess.run(command, capture_output=True, text=True, check=True)
+            print(f"startup #{repeat} {method:10s}: 2 workers ready after "
+                  f"{float(done.stdout.split()[-1]):.2f} s (load average before {load})",
+                  flush=True)
+
+
+def startup_once(args: argparse.Namespace) -> None:
+    import multiprocessing
+
+    method = args.method
+    context: Any = multiprocessing.get_context(method)
+    if method == "forkserver":
+        context.set_forkserver_preload(["hpo.runners.optuna_runner"])
+    answers = context.SimpleQueue()
+    start = time.perf_counter()
+    processes = [context.Process(target=_ready, args=(answers, start)) for _ in range(2)]
+    for process in processes:
+        process.start()
+    ready = max(answers.get(), answers.get())
+    for process in processes:
+        process.join()
+    print(f"{ready:.4f}")
 
 
 def pruning(args: argparse.Namespace) -> None:
@@ -347,12 +449,15 @@ def pruning(args: argparse.Namespace) -> None:
 
 
 SECTIONS = {"homework": homework, "grid": grid, "diabetes": diabetes, "scaling": scaling,
-            "workers": workers, "pruning": pruning}
+            "workers": workers, "workers-once": workers_once, "startup": startup,
+            "startup-once": startup_once, "pruning": pruning}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sections", nargs="+", choices=SECTIONS)
+    parser.add_argument("--method", default="fork",
+                        help="startup-once: fork, forkserver or spawn")
     parser.add_argument("--trials", type=int, default=100, help="hpo trials per study")
     parser.add_argument("--baseline-trials", type=int, default=10,
                         help="hand-written baseline trials per family (it is slow)")
@@ -361,6 +466,10 @@ def main() -> None:
     parser.add_argument("--families", default=",".join(FAMILIES))
     parser.add_argument("--mode", default="auto", choices=("auto", "population", "single"))
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--worker-trials", default="",
+                        help="workers: comma-separated trial counts (default: --trials)")
+    parser.add_argument("--before", default="",
+                        help="workers: also time the hpo of this checkout (e.g. main's)")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()

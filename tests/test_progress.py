@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import threading
 
 import pytest
 
@@ -46,3 +47,16 @@ def test_a_terminal_gets_a_bar_and_disabled_progress_prints_nothing() -> None:
     off.update(4)
     off.close()
     assert quiet.getvalue() == ""
+
+
+def test_a_bar_starts_no_monitor_thread() -> None:
+    """tqdm's monitor thread would outlive the bar, and a process running another thread
+    spawns its workers instead of forking them (hpo.runners.optuna_runner.start_method)."""
+    from tqdm._monitor import TMonitor
+
+    bar = Progress(4, "study", unit="trial", stream=_Terminal())
+    bar.update(2)
+    ours = type(bar._bar)
+    bar.close()
+    assert not [thread for thread in threading.enumerate()
+                if isinstance(thread, TMonitor) and thread.tqdm_cls is ours]

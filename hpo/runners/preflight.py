@@ -21,6 +21,7 @@ from hpo.runners.faults import message_of
 from hpo.runners.trials import call_space
 from hpo.study.config import Study
 from hpo.train.models import build_model
+from hpo.train.no_dynamo import optimizers_built_without_dynamo
 from hpo.train.objective import check_params, model_spec
 from search_spaces import build_optimizer, build_scheduler
 from search_spaces.values import is_int, is_number
@@ -67,7 +68,8 @@ def check_usable(study: Study, params: Mapping[str, Any], in_features: int) -> N
     _check_numbers(study, params)
     try:  # builds without training: cheap, and catches every unknown name or bad value
         model = build_model(model_spec(params, in_features))
-        optimizer = build_optimizer(params, model.parameters())
+        with optimizers_built_without_dynamo():  # it never steps: no need to import it here
+            optimizer = build_optimizer(params, model.parameters())
         build_scheduler(optimizer, params, epochs=int(params["epochs"]))
     except HPOError:
         raise

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import fcntl
 import warnings
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -163,9 +164,28 @@ def _with_driver(url: str) -> str:
 def _rdb_with_heartbeat(url: str, scheme: str) -> RDBStorage:
     """Each running trial beats; a trial of a dead worker, on any host, is failed after the
     grace period by the next worker that looks, and queued again with the same params."""
-    return RDBStorage(url, engine_kwargs=_engine_kwargs(scheme),
-                      heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
-                      heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback())
+    storage = RDBStorage(url, engine_kwargs=_engine_kwargs(scheme),
+                         heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
+                         heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback())
+    _OPENED.add(storage)
+    return storage
+
+
+_OPENED: weakref.WeakSet[RDBStorage] = weakref.WeakSet()  # in this process (or its parent)
+_DISOWNED: list[object] = []
+
+
+def disown_inherited_connections() -> None:
+    """In a forked child: never use nor close the database connections of the parent.
+
+    Every database storage opened in the parent gets a fresh, empty connection pool here
+    (SQLAlchemy's advice for ``os.fork``: ``engine.dispose(close=False)``), so nothing in
+    this process talks over the parent's sockets or SQLite handles; the old pools are kept
+    referenced, so that freeing them cannot close a connection the parent still uses.
+    """
+    for storage in list(_OPENED):
+        _DISOWNED.append(storage.engine.pool)
+        storage.engine.dispose(close=False)
 
 
 def _engine_kwargs(scheme: str) -> dict[str, object]:

@@ -29,10 +29,10 @@ from typing import Any
 import pandas as pd
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from hpo.errors import ConfigError, DataError
 from hpo.train.metrics import DEFAULT_SCORES, ScoreFn, mse_and_r2
+from hpo.train.progress import Bar
 from search_spaces.values import is_int
 
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
@@ -104,7 +104,9 @@ def train(
     rows: list[dict[str, float]] = []
     stopped, message, seconds = None, f"completed {epochs} epochs", 0.0
     # A context manager, so the bar closes when a callback raises (a pruned trial).
-    with tqdm(range(1, epochs + 1), desc="epochs", disable=not progress, leave=False) as bar:
+    # Bar: tqdm without its monitor thread, which even a disabled bar starts and which
+    # outlives it (hpo.train.progress).
+    with Bar(range(1, epochs + 1), desc="epochs", disable=not progress, leave=False) as bar:
         for epoch in bar:
             start = time.perf_counter()
             row = loop.epoch(epoch, train_batches, test_batches)

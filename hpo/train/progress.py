@@ -22,6 +22,14 @@ from typing import IO
 from tqdm.auto import tqdm
 
 QUARTERS = 4
+
+
+class Bar(tqdm):
+    """tqdm without its monitor thread, which outlives the bar: with a thread running, the
+    next run's workers could not be forked (hpo.runners.optuna_runner.start_method). The
+    monitor only redraws bars left unrefreshed for long; hpo refreshes its bars itself."""
+
+    monitor_interval = 0
 MIN_SECONDS = 2.0  # between two plain lines, but for the last: a 1-s job gets two lines
 
 
@@ -39,7 +47,7 @@ class Progress:
         if enabled and _is_terminal(self._stream):
             # A terminal that reports no width (0 columns) would get an empty bar.
             width = min(shutil.get_terminal_size().columns or 80, 100)
-            self._bar = tqdm(total=total, initial=initial, desc=desc, unit=unit,
+            self._bar = Bar(total=total, initial=initial, desc=desc, unit=unit,
                              file=self._stream, ncols=width)
         elif enabled:
             more = total - initial

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
+from hpo.train.no_dynamo import StandInSGD
 from search_spaces import build_scheduler
 
 _NOT_STEPPED = r"Detected call of `lr_scheduler.step\(\)` before `optimizer.step\(\)`"
@@ -25,7 +26,8 @@ class Schedules:
     """The schedules of a population, indexed by member."""
 
     def __init__(self, params: Sequence[Mapping[str, Any]]) -> None:
-        self.optimizers = [torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=p["lr"])
+        # StandInSGD: torch's SGD, built without importing torch._dynamo (seconds).
+        self.optimizers = [StandInSGD([torch.nn.Parameter(torch.zeros(1))], lr=p["lr"])
                            for p in params]
         # Each for the model's own epochs, as alone (a cosine's period is its epochs).
         self.schedulers = [build_scheduler(opt, p, epochs=int(p["epochs"]))
