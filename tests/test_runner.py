@@ -19,7 +19,7 @@ from optuna.trial import TrialState
 from hpo import ConfigError, DeviceError, Study
 from hpo.results.tables import trial_history
 from hpo.runners.devices import plan_workers, resolve_devices
-from hpo.runners.optuna_runner import RunOptions, run
+from hpo.runners.optuna_runner import START_METHOD_VARIABLE, RunOptions, run
 from hpo.store.attrs import trial_params
 from hpo.store.record import stored_record
 from hpo.store.storage import open_storage
@@ -255,9 +255,10 @@ def _closure_study(tmp_path: Path) -> Study:
                  pruner="none")
 
 
-def test_an_unpicklable_space_runs_in_process_by_default(
+def test_an_unpicklable_space_runs_in_process_by_default_where_workers_are_spawned(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv(START_METHOD_VARIABLE, "spawn")  # a spawned worker is sent a pickle
     monkeypatch.setattr("hpo.runners.devices.os.cpu_count", lambda: 2)  # default: 2 workers
     torch.set_num_threads(2)
     with pytest.warns(UserWarning, match="running one worker in this process"):
@@ -269,10 +270,42 @@ def test_an_unpicklable_space_runs_in_process_by_default(
     assert torch.get_num_threads() == 2  # the caller's setting is given back
 
 
-def test_an_unpicklable_space_with_workers_asked_for_is_refused(tmp_path: Path) -> None:
+def test_an_unpicklable_space_with_spawned_workers_asked_for_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(START_METHOD_VARIABLE, "spawn")
     with pytest.raises(ConfigError, match="cannot be sent to 2 worker processes"):
         run(_closure_study(tmp_path), RunOptions(storage=str(tmp_path / "s.journal"),
                                                  progress=False, workers=2))
+
+
+_CLOSURE_RUN = """
+import os, sys, warnings
+from pathlib import Path
+from hpo import RunOptions, run
+from tests.test_runner import _closure_study
+warnings.simplefilter("error")  # no "running one worker in this process"
+folder = Path(sys.argv[1])
+trials = run(_closure_study(folder), RunOptions(storage=str(folder / "s.journal"),
+                                                progress=False, workers=2)).trials
+print(sorted(t.state.name for t in trials))
+print(len({t.user_attrs["worker"] for t in trials}), os.getpid())
+print(sorted(t.user_attrs["worker"] for t in trials))
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="workers are forked on Linux only")
+def test_an_unpicklable_space_runs_in_forked_workers(tmp_path: Path) -> None:
+    # In a fresh process: fork is chosen only where no other thread runs (pytest's may).
+    env = {k: v for k, v in os.environ.items() if k != START_METHOD_VARIABLE}
+    done = subprocess.run([sys.executable, "-c", _CLOSURE_RUN, str(tmp_path)], env={
+        **env, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+        capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    states, workers, names = done.stdout.splitlines()
+    assert states == "['COMPLETE', 'COMPLETE']"
+    count, parent = workers.split()
+    assert count == "2" and f":{parent}" not in names, done.stdout  # two forked workers
 
 
 def test_devices_on_a_machine_with_two_gpus(monkeypatch: pytest.MonkeyPatch) -> None:

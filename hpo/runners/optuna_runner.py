@@ -133,7 +133,9 @@ def run(study: Study, options: RunOptions | None = None) -> optuna.Study:
     storage_url, optuna_study, remaining = prepare_run(study, options)
     if remaining == 0:
         return optuna_study
-    if len(slots) > 1 and not _picklable(study):
+    # A forked worker inherits the study as it is in memory; a spawned one is sent a pickle.
+    method = start_method(slots) if len(slots) > 1 else "spawn"
+    if len(slots) > 1 and method == "spawn" and not _picklable(study):
         slots = _one_worker_for_unpicklable(study, slots, asked=options.workers is not None)
     # A study scored over several seeds never batches (hpo.runners.population.batchable):
     # auto mode then asks one trial at a time, so the sampler learns from every result.
@@ -153,7 +155,7 @@ def run(study: Study, options: RunOptions | None = None) -> optuna.Study:
         return StudyProgress(optuna_study, target, enabled=options.progress)
 
     if len(slots) > 1:
-        _work_in_processes(plan, slots, remaining, new_progress)
+        _work_in_processes(plan, slots, remaining, new_progress, method)
         return optuna_study
     progress = new_progress()
     try:
@@ -211,7 +213,7 @@ def _picklable(study: Study) -> bool:
 def _one_worker_for_unpicklable(
     study: Study, slots: list[WorkerSlot], *, asked: bool
 ) -> list[WorkerSlot]:
-    """A space defined inside a function or a notebook cannot travel to worker processes."""
+    """A space defined inside a function or a notebook cannot travel to spawned workers."""
     if asked:
         raise ConfigError(
             f"Study {study.name!r}: its space function cannot be sent to {len(slots)} worker "
@@ -336,9 +338,8 @@ def start_method(slots: list[WorkerSlot]) -> str:
 
 def _work_in_processes(
     plan: _WorkPlan, slots: list[WorkerSlot], remaining: int,
-    new_progress: Callable[[], StudyProgress],
+    new_progress: Callable[[], StudyProgress], method: str,
 ) -> None:
-    method = start_method(slots)
     context: Any = multiprocessing.get_context(method)  # fork or spawn
     if method == "fork" and plan.mode == "single":
         # Every trial steps a torch optimizer, which imports torch._dynamo (seconds of CPU):
