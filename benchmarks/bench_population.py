@@ -152,6 +152,7 @@ def student_search(family: str, fold: Any, n_trials: int) -> tuple[float, float,
 
 def homework(args: argparse.Namespace) -> None:
     fold = prepare_folds(LabData(n=1000, seed=0), test_size=0.3, seed=0)[0]
+    args.baseline_trials = args.baseline_trials or args.trials
     print(f"homework: baseline {args.baseline_trials} trials/family, hpo {args.trials}"
           f"/family, hpo workers {args.workers}")
     totals = {"base": [0.0, 0], "hpo": [0.0, 0]}
@@ -459,8 +460,9 @@ def main() -> None:
     parser.add_argument("--method", default="fork",
                         help="startup-once: fork, forkserver or spawn")
     parser.add_argument("--trials", type=int, default=100, help="hpo trials per study")
-    parser.add_argument("--baseline-trials", type=int, default=10,
-                        help="hand-written baseline trials per family (it is slow)")
+    parser.add_argument("--baseline-trials", type=int, default=0,
+                        help="hand-written baseline trials per family; 0: as many as --trials "
+                             "(fewer flatter hpo: the baseline's pruner then prunes little)")
     parser.add_argument("--workers", type=int, default=0,
                         help="hpo worker processes; 0: hpo's default (a 1-thread one per core)")
     parser.add_argument("--families", default=",".join(FAMILIES))
