@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 from collections.abc import Iterator
@@ -306,9 +307,10 @@ def test_scoring_only_the_last_epoch_trains_the_same_models() -> None:
             k: v for k, v in one.rows[-1].items() if k != "seconds"}
 
 
-def test_folds_trained_side_by_side_match_fold_after_fold() -> None:
-    # k-fold CV as one more batch axis: the folds differ by a row, so each is padded and
-    # masked; in float64 every fold's curve must equal that fold trained alone.
+@contextlib.contextmanager
+def _float64_mtcars_folds() -> Iterator[list[Fold]]:
+    """Mtcars's 3 folds in float64 (the default dtype meanwhile); their training parts
+    differ by a row, so folds trained side by side are padded."""
     default = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)
     try:
@@ -316,6 +318,15 @@ def test_folds_trained_side_by_side_match_fold_after_fold() -> None:
                  for f in prepare_folds(Mtcars(features=("wt", "hp"), target="mpg"),
                                         cv_folds=3, standardize=True, seed=0)]
         assert len({len(f.train) for f in folds}) > 1  # the padding is exercised
+        yield folds
+    finally:
+        torch.set_default_dtype(default)
+
+
+def test_folds_trained_side_by_side_match_fold_after_fold() -> None:
+    # k-fold CV as one more batch axis: the folds differ by a row, so each is padded and
+    # masked; in float64 every fold's curve must equal that fold trained alone.
+    with _float64_mtcars_folds() as folds:
         params = [{**_config(family, optimizer, seed=i), "batch_size": "full", "epochs": 30}
                   for i, (family, optimizer) in enumerate(
                       [("plateau", "adam"), ("cosine", "sgd"), ("step", "rmsprop")])]
@@ -329,8 +340,6 @@ def test_folds_trained_side_by_side_match_fold_after_fold() -> None:
                 for key in ("lr", "train_loss", "test_loss", "train_r2", "test_r2", "test_mse"):
                     assert [r[key] for r in batched.rows] == pytest.approx(
                         [r[key] for r in alone.rows], rel=1e-9, abs=1e-9), (config, k, key)
-    finally:
-        torch.set_default_dtype(default)
 
 
 # --- populations that mix architectures and epochs ------------------------------------------
@@ -420,13 +429,7 @@ def test_the_parity_test_sees_padding_that_leaks(fold64: Fold,
 def test_mini_batch_folds_with_batch_norm_side_by_side_match_fold_after_fold() -> None:
     # Folds of 21 and 22 rows in batches of 8: 3 batches each, the short fold's last
     # batch padded by a row, which batch norm's statistics and the loss must not see.
-    default = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    try:
-        folds = [dataclasses.replace(f, train=_Float64Part(f.train), test=_Float64Part(f.test))
-                 for f in prepare_folds(Mtcars(features=("wt", "hp"), target="mpg"),
-                                        cv_folds=3, standardize=True, seed=0)]
-        assert len({len(f.train) for f in folds}) > 1  # the padding is exercised
+    with _float64_mtcars_folds() as folds:
         params = _mixed(batch_size=8)[:4]
         together = train_population([p for p in params for _ in folds],
                                     [f for _ in params for f in folds],
@@ -438,8 +441,6 @@ def test_mini_batch_folds_with_batch_norm_side_by_side_match_fold_after_fold() -
                 for key in ("lr", "train_loss", "test_loss", "train_r2", "test_r2"):
                     assert [r[key] for r in batched.rows] == pytest.approx(
                         list(alone.history[key]), rel=1e-9, abs=1e-9), (config, k, key)
-    finally:
-        torch.set_default_dtype(default)
 
 
 def test_folds_of_different_batch_counts_do_not_train_side_by_side(fold: Fold) -> None:
