@@ -254,7 +254,9 @@ class _Population:
 
     def _train(self, scored: bool = True) -> dict[str, torch.Tensor]:
         xs, ys, real = self._shuffled()  # (models, n, in), (models, n, out), (models, n, 1)
-        losses, outs, counts = [], [], []  # counts: each model's real rows per batch
+        losses: list[torch.Tensor] = []
+        outs: list[torch.Tensor] = []
+        counts: list[int | torch.Tensor] = []  # each model's real rows per batch
         # The padding lies past the shortest fold's rows: batches before it need no mask.
         padded_from = xs.shape[1] if real is None else min(self.lengths)
         for begin in range(0, xs.shape[1], self.batch_size):
@@ -268,12 +270,16 @@ class _Population:
             self.optimizer.step()
             losses.append(loss.detach())
             outs.append(out.detach())
-            counts.append(torch.full_like(loss, out.shape[1], dtype=torch.float64)
-                          if rows is None else rows.sum(dim=(1, 2)).double())
+            counts.append(out.shape[1] if rows is None else rows.sum(dim=(1, 2)).double())
         if len(losses) == 1:  # one batch: its mean is the epoch's
             return {"loss": losses[0].double(), **(scores(ys, outs[0], real) if scored else {})}
-        # Each model's own batch sizes (a padded fold's last batch is its short one).
-        sizes = torch.stack(counts).double()  # (batches, models)
+        # Each model's own batch sizes (a padded fold's last batch is its short one); a plain
+        # batch's count is a number, so an epoch without padding builds one small tensor.
+        if all(isinstance(c, int) for c in counts):
+            sizes = torch.tensor(counts, dtype=torch.float64, device=self.device)[:, None]
+        else:
+            sizes = torch.stack([torch.full_like(losses[0], c, dtype=torch.float64)
+                                 if isinstance(c, int) else c for c in counts])
         loss = (torch.stack(losses).double() * sizes).sum(0) / sizes.sum(0)
         return {"loss": loss, **(scores(ys, torch.cat(outs, dim=1), real) if scored else {})}
 
