@@ -22,6 +22,7 @@ from typing import IO
 from tqdm.auto import tqdm
 
 QUARTERS = 4
+MIN_SECONDS = 2.0  # between two plain lines, but for the last: a 1-s job gets two lines
 
 
 class Bar(tqdm):
@@ -30,7 +31,6 @@ class Bar(tqdm):
     monitor only redraws bars left unrefreshed for long; hpo refreshes its bars itself."""
 
     monitor_interval = 0
-MIN_SECONDS = 2.0  # between two plain lines, but for the last: a 1-s job gets two lines
 
 
 class Progress:
