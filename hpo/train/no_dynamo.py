@@ -1,11 +1,11 @@
 """Torch optimizers that never step, built without importing ``torch._dynamo``.
 
 torch wraps ``Optimizer.add_param_group`` in ``torch._disable_dynamo``, which imports
-``torch._dynamo`` the first time it is called: 2-4 s of CPU in every process that builds a
-torch optimizer (measured on a 2-core machine). hpo compiles nothing, and two of the
-optimizers it builds never step: the stand-ins that carry a population's learning-rate
-schedules (``hpo.train.schedules``) and the one the preflight builds to check a study's
-params (``hpo.runners.preflight``). Built as below, a run whose trials all train in
+``torch._dynamo`` the first time it is called: 1.5-4 s of CPU, with the load, in every
+process that builds a torch optimizer (measured on a 2-core machine). hpo compiles nothing,
+and two of the optimizers it builds never step: the stand-ins that carry a population's
+learning-rate schedules (``hpo.train.schedules``) and the one the preflight builds to check
+a study's params (``hpo.runners.preflight``). Built as below, a run whose trials all train in
 populations never imports ``torch._dynamo``. An optimizer that steps still does (torch's
 ``step`` imports it directly), so a trial trained one at a time pays it, as before.
 
