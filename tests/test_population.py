@@ -109,6 +109,54 @@ def test_batch_norm_matches(fold64: Fold, family: str, optimizer: str) -> None:
     _assert_same_curves(params, fold64)
 
 
+def test_models_that_join_a_running_population_match_training_alone(fold64: Fold) -> None:
+    # A rolling population: two models start, more join after epochs 2 and 5 (one with an
+    # optimizer kind and an activation the population had not had, one shallower and
+    # narrower, with batch norm), each from its own epoch 1: per-model step counts (Adam's
+    # bias correction), fresh optimizer state and schedules, its own data order.
+    first = [_config("cosine", "adam", seed=0, batch_norm=True),
+             _config("plateau", "sgd", seed=1, activation="relu")]
+    joining = {2: [_config("step", "rmsprop", seed=2, activation="gelu"),
+                   _config("exponential", "adamw", seed=3, hidden_layers=1, width=4,
+                           batch_norm=True)],
+               5: [_config("onecycle", "sgd", seed=4, epochs=3)]}
+    seeds = iter(range(20, 30))
+    started = [next(seeds), next(seeds)]
+    admitted: list[tuple[dict[str, Any], int]] = []
+
+    def admit(population: Any) -> None:
+        for config in joining.pop(population.epochs_done, []):
+            assert population.fits(config)
+            seed = next(seeds)
+            population.admit([config], [seed])
+            admitted.append((config, seed))
+
+    members = train_population(first, fold64, started, after_epoch=admit)
+    assert len(members) == 5 and not joining
+    every = list(zip(first, started, strict=True)) + admitted
+    for (config, seed), member in zip(every, members, strict=True):
+        _, _, alone = train_params(config, fold64, seed=seed)
+        history = alone.history
+        assert [row["epoch"] for row in member.rows] == list(history["epoch"])
+        assert [row["lr"] for row in member.rows] == pytest.approx(list(history["lr"]),
+                                                                   rel=1e-12)
+        assert [row["test_r2"] for row in member.rows] == pytest.approx(
+            list(history["test_r2"]), rel=1e-9, abs=1e-9), config
+
+
+def test_a_model_that_does_not_fit_cannot_join(fold: Fold) -> None:
+    def refuse(population: Any) -> None:
+        assert population.fits({**NET, "optimizer": "sgd", "lr": 0.1, "scheduler": "constant"})
+        assert not population.fits({**NET, "width": 7})  # wider than the layout
+        assert not population.fits({**NET, "batch_norm": True})  # no batch norm weights
+        assert not population.fits({**NET, "batch_size": 16})  # another group
+        with pytest.raises(ValueError, match="fit"):
+            population.admit([{**NET, "width": 7}], [0])
+
+    train_population([_config("cosine", "adam", seed=0, epochs=1)], fold, [0],
+                     after_epoch=refuse)
+
+
 def test_a_pruned_model_stops_alone(fold: Fold) -> None:
     params = [_config("cosine", "adam", seed=i) for i in range(3)]
     members = train_population(params, fold, [0, 1, 2],
@@ -163,15 +211,25 @@ def test_the_runner_prunes_and_records_each_trial(tmp_path: Path) -> None:
                                        n_trials=24, epochs=10, lr_low=1e-5, lr_high=0.3),
                            "tiny")
     trials = run(study, RunOptions(storage=str(tmp_path / "s.journal"), workers=1,
-                                   progress=False, population_size=8)).trials  # batches of 8, 8, 8
+                                   progress=False, population_size=8)).trials
     assert len(trials) == 24
     pruned = [t for t in trials if t.state == TrialState.PRUNED]
     assert pruned, "a wide lr range gives the median pruner something to cut"
     for trial in pruned:
         assert trial.user_attrs["ended"] == "pruned"
         assert trial.user_attrs["epochs_run"] == max(trial.intermediate_values) < 10
+    # The first 8 train together; then each population rolls: a trial that ends gives its
+    # place to a new one, which joins the models still training (so none waits for the
+    # slowest of a batch), up to the batch size of the trials done (8 here).
+    assert [t.user_attrs["population"] for t in trials[:8]] == [8] * 8
+    assert all(1 <= t.user_attrs["population"] <= 8 for t in trials)
+    # Rolled in: b started while a trained, after a trial c that started with a had ended
+    # (batch after batch, a trial starts only once every trial before it has ended).
+    rolled_in = [b.number for a in trials for b in trials for c in trials
+                 if a.datetime_start <= c.datetime_start
+                 and c.datetime_complete < b.datetime_start < a.datetime_complete]
+    assert rolled_in, "a pruned trial's place went to a new trial while others trained"
     for trial in trials:
-        assert trial.user_attrs["population"] == 8
         if trial.state == TrialState.COMPLETE:
             assert trial.user_attrs["test_r2"] == trial.value
             assert len(trial.intermediate_values) == 10

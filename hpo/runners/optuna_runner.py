@@ -471,10 +471,12 @@ def _run_trials(plan: _WorkPlan, slot: WorkerSlot, index: int, quota: int, progr
                                   min(_batch_size(plan, done), quota - done))
             if not trials:
                 break
+            refill = _Refill(plan, optuna_study, done, len(trials), quota, deadline,
+                             keep_going, progress)
             endings = run_batch(study, optuna_study, trials, folds, slot.device,
                                 force=plan.mode == "population", keep_going=keep_going,
-                                timeout=plan.trial_timeout, log=log)
-            asked = len(trials)
+                                timeout=plan.trial_timeout, log=log, refill=refill)
+            asked = refill.asked
         for ended, message in endings:
             if ended in ("complete", "pruned"):
                 guard.completed()
@@ -483,6 +485,37 @@ def _run_trials(plan: _WorkPlan, slot: WorkerSlot, index: int, quota: int, progr
         done += asked
         if progress is not None:
             progress()
+
+
+class _Refill:
+    """Asks the trials a rolling population takes in as its trials end
+    (`hpo.runners.population.run_batch`): as many as a new batch would hold
+    (`_batch_size` of this worker's trials done and ended), within the worker's quota,
+    the study's time budget and its ``n_trials``."""
+
+    _PROGRESS_SECONDS = 1.0  # the progress bar re-reads the whole storage: not every epoch
+
+    def __init__(self, plan: _WorkPlan, optuna_study: optuna.Study, done: int, asked: int,
+                 quota: int, deadline: float, keep_going: Callable[[], bool],
+                 progress: Callable[[], None] | None) -> None:
+        self.plan, self.optuna_study = plan, optuna_study
+        self.done, self.asked, self.quota, self.deadline = done, asked, quota, deadline
+        self.keep_going, self.progress = keep_going, progress
+        self.shown = time.monotonic()
+
+    def __call__(self, running: int, ended: int) -> list[optuna.Trial]:
+        count = min(_batch_size(self.plan, self.done + ended) - running,
+                    self.quota - self.done - self.asked)
+        if count <= 0 or time.monotonic() > self.deadline or not self.keep_going():
+            return []
+        if self.progress is not None and time.monotonic() > self.shown + self._PROGRESS_SECONDS:
+            self.progress()
+            self.shown = time.monotonic()
+        if _study_is_full(self.plan.study, self.optuna_study):
+            return []
+        trials = _next_trials(self.plan, self.optuna_study, count)
+        self.asked += len(trials)
+        return trials
 
 
 def _study_is_full(study: Study, optuna_study: optuna.Study) -> bool:

@@ -35,8 +35,9 @@ every trial reports its running mean R² after each fold (step = fold), as one a
 from __future__ import annotations
 
 import contextlib
+import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,18 +59,32 @@ from hpo.store.optuna_internals import PruningView, heartbeat
 from hpo.study.config import Study
 from hpo.train.batched import (
     Member,
+    Population,
     folds_train_together,
     group_key,
     train_population,
 )
 from hpo.train.objective import REPORTED, folds_record, mean_of, scored_row, summary
 
+Refill = Callable[[int, int], "list[optuna.Trial]"]
+"""``refill(running, ended)``: the trials a rolling population may take in now (already
+asked), given how many of its models are training and how many of the batch's trials have
+ended; ``[]`` when none."""
+
 
 def run_batch(study: Study, optuna_study: optuna.Study, trials: Sequence[optuna.Trial],
               folds: list[Fold], device: str, *, force: bool = False,
               keep_going: Callable[[], bool] = lambda: True, timeout: float | None = None,
-              log: Path | None = None) -> list[tuple[str, str]]:
+              log: Path | None = None, refill: Refill | None = None) -> list[tuple[str, str]]:
     """Run ``trials`` (already asked): groups of two or more together, the rest alone.
+
+    With ``refill``, a population trained on one split rolls: after every epoch it asks
+    ``refill`` for trials to take the places of the ones that ended, and trains each new
+    one that fits it (`hpo.train.batched.Population.fits`) from its own epoch 1. Without
+    it a population trains only its batch, and its wall time is that of its longest
+    trial, while pruned trials leave the batch emptier every epoch. A new trial that does
+    not fit waits, and the population takes in no more: the trials that waited run once
+    it has drained, as the next batch.
 
     Returns how the trials ended, as ``(ended, error message)`` for the runner's
     `RepeatGuard`: ``complete``, ``pruned`` or a failure reason of `hpo.runners.faults`, one
@@ -81,38 +96,34 @@ def run_batch(study: Study, optuna_study: optuna.Study, trials: Sequence[optuna.
     """
     with batched_writes(optuna_study) as flush:
         return _run_batch(study, optuna_study, trials, folds, device, force, keep_going,
-                          timeout, log, flush)
+                          timeout, log, flush, refill)
 
 
 def _run_batch(study: Study, optuna_study: optuna.Study, trials: Sequence[optuna.Trial],
                folds: list[Fold], device: str, force: bool, keep_going: Callable[[], bool],
-               timeout: float | None, log: Path | None,
-               flush: Callable[[], None]) -> list[tuple[str, str]]:
-    entries = [_Entry(optuna_study, trial) for trial in trials]
-    for entry in entries:  # as run_trial records them, before anything can fail
-        entry.reporter.record({"source": "search", "runner": "optuna"})  # worker: when asked
+               timeout: float | None, log: Path | None, flush: Callable[[], None],
+               refill: Refill | None) -> list[tuple[str, str]]:
     context = _Context(study, optuna_study, folds, device, keep_going, timeout, log)
-    context.flush = flush
-    groups: dict[tuple[Any, ...], list[_Entry]] = {}
-    in_features = folds[0].train.x.shape[1]
+    context.flush, context.refill = flush, refill
+    waiting = [entry for entry in map(context.new_entry, trials) if entry is not None]
     try:
-        for entry in entries:
-            try:
-                entry.params = call_space(study, entry.trial)
-            except Exception as error:  # a mistake in the space fails this trial alone,
-                _fail(context, entry, error)  # as in run_trial; the RepeatGuard judges
-                continue
-            groups.setdefault(group_key(entry.params, in_features), []).append(entry)
-        for group in groups.values():
-            _run_one_group(context, group, force)
+        while waiting:  # the trials that did not fit a rolling population run next
+            groups: dict[tuple[Any, ...], list[_Entry]] = {}
+            for entry in waiting:
+                groups.setdefault(group_key(entry.params, context.in_features),
+                                  []).append(entry)
+            context.waiting = []
+            for group in groups.values():
+                _run_one_group(context, group, force)
+            waiting = context.waiting
     except BaseException as error:  # Ctrl-C (or a bug): the batch's other trials are not
         if reason_of(error) == "interrupted":  # left RUNNING, and interrupted ones run again
-            _interrupt(context, entries, error)
-        for entry in entries:
+            _interrupt(context, context.entries, error)
+        for entry in context.entries:
             _fail(context, entry, error)
         raise
     return [(entry.ended, str(entry.trial.user_attrs.get("error", "")))
-            for entry in entries if not entry.shared_fault]
+            for entry in context.entries if not entry.shared_fault]
 
 
 class _Context:
@@ -125,6 +136,28 @@ class _Context:
         self.keep_going, self.timeout, self.log = keep_going, timeout, log
         self.flush: Callable[[], None] = lambda: None  # the batched records' (every epoch)
         self.viewable = PruningView.applies(optuna_study)  # judged on one read an epoch
+        self.in_features = folds[0].train.x.shape[1]
+        self.refill: Refill | None = None
+        self.entries: list[_Entry] = []  # every trial of the batch, rolled in ones too
+        self.waiting: list[_Entry] = []  # asked, but did not fit their population
+
+    def new_entry(self, trial: optuna.Trial) -> _Entry | None:
+        """A trial of the batch with its params; None when its space failed it (as in
+        run_trial: a mistake in the space fails this trial alone, the RepeatGuard judges)."""
+        entry = _Entry(self.optuna_study, trial)
+        self.entries.append(entry)
+        # As run_trial records them, before anything can fail (the worker: when asked).
+        entry.reporter.record({"source": "search", "runner": "optuna"})
+        try:
+            entry.params = call_space(self.study, trial)
+        except Exception as error:
+            _fail(self, entry, error)
+            return None
+        return entry
+
+    def ended(self) -> int:
+        """How many of the batch's trials have ended."""
+        return sum(not entry.open for entry in self.entries)
 
 
 def batchable(study: Study, group: Sequence[Mapping[str, Any]], force: bool) -> bool:
@@ -163,6 +196,7 @@ class _Entry:
         self.reporter = OptunaReporter(trial)
         self.params: dict[str, Any] = {}
         self.open = True  # not yet told
+        self.deadline = math.inf  # --trial-timeout, from when it started training
         self.ended = "interrupted"  # until told otherwise
         self.shared_fault = False  # failed by a fault its population's first trial counts
 
@@ -203,18 +237,14 @@ def _run_group(context: _Context, group: list[_Entry]) -> None:
         with contextlib.ExitStack() as beats:
             for entry in group:
                 beats.enter_context(heartbeat(context.optuna_study, entry.trial))
-            _start(context, group)
-            deadline = time.monotonic() + (context.timeout or float("inf"))
+            _start(context, group, len(group))
 
             def check() -> None:  # after every epoch
                 if not context.keep_going():
                     raise _Orphaned
-                if time.monotonic() > deadline:
-                    raise TrialTimeout(
-                        f"the trial ran past --trial-timeout {context.timeout:g} s")
 
             if len(context.folds) == 1:
-                _train_split(context, group, context.folds[0], check)
+                _train_split(context, group, context.folds[0], check, beats)
             else:
                 _train_folds(context, group, check)
     except _Orphaned:  # failed as interrupted: queued again with the same params
@@ -227,36 +257,95 @@ def _run_group(context: _Context, group: list[_Entry]) -> None:
     # KeyboardInterrupt and SystemExit go on to run_batch, which fails the whole batch.
 
 
-def _start(context: _Context, group: list[_Entry]) -> None:
-    for entry in group:  # what evaluate records first, then the population's size
+def _start(context: _Context, entries: Sequence[_Entry], population: int) -> None:
+    """Record what evaluate records first, then the population's size (a rolling
+    population's, when the trial joined it); the trials' time limits start."""
+    deadline = time.monotonic() + (context.timeout or math.inf)
+    for entry in entries:
         entry.reporter.record({
             "params": dict(entry.params), "family": str(entry.params["scheduler"]),
-            "device": context.device, "seed": context.study.seed + entry.trial.number,
-            "threads": torch.get_num_threads(), "population": len(group)})
+            "device": context.device, "seed": _seed(context.study, entry),
+            "threads": torch.get_num_threads(), "population": population})
+        entry.deadline = deadline
 
 
 def _train_split(context: _Context, group: list[_Entry], fold: Fold,
-                 check: Callable[[], None]) -> None:
-    def report(epoch: int, rows: Mapping[int, dict[str, float]]) -> set[int]:
-        pruned = set()
+                 check: Callable[[], None], beats: contextlib.ExitStack) -> None:
+    """Train ``group`` as one population on ``fold``; it rolls (`run_batch`) with a refill.
+    ``group[i]`` is member ``i``: the trials rolled in are appended to it."""
+    def report(_epoch: int, rows: Mapping[int, dict[str, float]]) -> set[int]:
+        stopped = set()
         for index, row in rows.items():  # every model's epoch first: one write for all
-            group[index].reporter.submit(epoch, {k: float(row[k]) for k in REPORTED})
+            group[index].reporter.submit(int(row["epoch"]),
+                                         {k: float(row[k]) for k in REPORTED})
         view = PruningView(context.optuna_study) if context.viewable else None  # one read
-        for index in rows:
+        for index, row in rows.items():
             try:
-                group[index].reporter.judge(epoch, view)
+                group[index].reporter.judge(int(row["epoch"]), view)
             except optuna.TrialPruned:
                 group[index].tell(state=TrialState.PRUNED, ended="pruned")
-                pruned.add(index)
+                stopped.add(index)
+        stopped |= _time_out(context, group, (i for i in rows if i not in stopped))
         context.flush()
         check()
-        return pruned
+        return stopped
+
+    training = set(range(len(group)))
+
+    def after_epoch(population: Population) -> None:
+        alive = set(population.alive)
+        for index in training - alive:  # done (or diverged) this epoch: told at once, so
+            if group[index].open:  # the sampler and the pruner learn from it now
+                _finish(context.study, group[index], population.members[index])
+        training.intersection_update(alive)
+        if context.refill is not None and not context.waiting:
+            for index in _roll_in(context, population, group, beats):
+                training.add(index)
 
     members = train_population([e.params for e in group], fold, _seeds(context.study, group),
-                               device=context.device, callback=report)
+                               device=context.device, callback=report,
+                               after_epoch=after_epoch)
     for entry, member in zip(group, members, strict=True):
         if entry.open:
             _finish(context.study, entry, member)
+
+
+def _roll_in(context: _Context, population: Population, group: list[_Entry],
+             beats: contextlib.ExitStack) -> list[int]:
+    """Take the trials the refill gives into ``population``; returns their member indices.
+    The first that does not fit waits (`_Context.waiting`) and ends the rolling."""
+    assert context.refill is not None
+    joining: list[_Entry] = []
+    for trial in context.refill(len(population.alive), context.ended()):
+        entry = context.new_entry(trial)
+        if entry is None:
+            continue
+        if context.waiting or not population.fits(entry.params):
+            context.waiting.append(entry)
+        else:
+            joining.append(entry)
+    if not joining:
+        return []
+    for entry in joining:
+        beats.enter_context(heartbeat(context.optuna_study, entry.trial))
+    added = population.admit([e.params for e in joining], _seeds(context.study, joining))
+    group.extend(joining)  # group[i] stays member i
+    _start(context, joining, len(population.alive))
+    return added
+
+
+def _time_out(context: _Context, group: Sequence[_Entry], indices: Iterable[int]) -> set[int]:
+    """Fail the trials at ``indices`` of ``group`` that ran past --trial-timeout; returns
+    their indices. Trials that time out together count as one fault (they started together)."""
+    now, late = time.monotonic(), set()
+    for index in indices:
+        entry = group[index]
+        if entry.open and now > entry.deadline:
+            _fail(context, entry, TrialTimeout(
+                f"the trial ran past --trial-timeout {context.timeout:g} s"))
+            entry.shared_fault = bool(late)
+            late.add(index)
+    return late
 
 
 def _finish(study: Study, entry: _Entry, member: Member) -> None:
@@ -271,7 +360,13 @@ def _finish(study: Study, entry: _Entry, member: Member) -> None:
     entry.tell(scored["test_r2"])
 
 
-def _train_folds(context: _Context, group: list[_Entry], check: Callable[[], None]) -> None:
+def _train_folds(context: _Context, group: list[_Entry], check_orphan: Callable[[], None]
+                 ) -> None:
+    def check() -> None:  # after every epoch: its trials started together, so one limit
+        check_orphan()
+        if time.monotonic() > group[0].deadline:
+            raise TrialTimeout(f"the trial ran past --trial-timeout {context.timeout:g} s")
+
     rows: dict[int, list[dict[str, Any]]] = {i: [] for i in range(len(group))}
     alive, members = list(range(len(group))), {}
     folds, seeds = context.folds, _seeds(context.study, group)
@@ -318,5 +413,9 @@ def _train_folds(context: _Context, group: list[_Entry], check: Callable[[], Non
 
 
 def _seeds(study: Study, group: Sequence[_Entry]) -> list[int]:
-    return [study.seed + entry.trial.number for entry in group]  # as run_trial seeds a trial
+    return [_seed(study, entry) for entry in group]
+
+
+def _seed(study: Study, entry: _Entry) -> int:
+    return study.seed + entry.trial.number  # as run_trial seeds a trial
 

@@ -74,6 +74,25 @@ class Masks:
                      [d[index] for d in self.deeper], self.batch_norm[index],
                      {name: mask[index] for name, mask in self.activations.items()})
 
+    def cat(self, other: Masks) -> Masks:
+        """These models' masks, then ``other``'s (models that joined a running population)."""
+        def joined(a: list[torch.Tensor], b: list[torch.Tensor]) -> list[torch.Tensor]:
+            return [torch.cat([x, y]) for x, y in zip(a, b, strict=True)]
+
+        def activation(name: str) -> torch.Tensor:  # an activation one side lacks: all False
+            mine, theirs = self.activations.get(name), other.activations.get(name)
+            if mine is None:
+                mine = torch.zeros_like(self.batch_norm)
+            if theirs is None:
+                theirs = torch.zeros_like(other.batch_norm)
+            return torch.cat([mine, theirs])
+
+        return Masks(joined(self.units, other.units), joined(self.biases, other.biases),
+                     joined(self.deeper, other.deeper),
+                     torch.cat([self.batch_norm, other.batch_norm]),
+                     {name: activation(name)
+                      for name in sorted({*self.activations, *other.activations})})
+
 
 @dataclass
 class Stacked:

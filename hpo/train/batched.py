@@ -43,7 +43,9 @@ from search_spaces import ACTIVATIONS
 
 EpochCallback = Callable[[int, Mapping[int, dict[str, float]]], "set[int] | None"]
 """``callback(epoch, {member index: row})`` for the members still training; returns the
-indices to stop (pruned). It may raise to stop the whole population."""
+indices to stop (pruned). It may raise to stop the whole population. ``epoch`` counts the
+population's epochs; each row's ``"epoch"`` is its model's own (models that joined later,
+`Population.admit`, are behind)."""
 
 _BN_EPS, _BN_MOMENTUM = 1e-5, 0.1  # nn.BatchNorm1d's defaults
 
@@ -95,6 +97,7 @@ def train_population(
     device: str | torch.device = "cpu",
     callback: EpochCallback | None = None,
     every_epoch: bool = True,
+    after_epoch: Callable[[Population], None] | None = None,
 ) -> list[Member]:
     """Train every params dict of one group on ``fold`` at once; score on ``fold.test``.
 
@@ -112,18 +115,28 @@ def train_population(
     only the final epoch): the other epochs compute the losses (divergence, plateau) but no
     scores, and copy nothing to the host unless a loss is non-finite or a schedule is a
     plateau; ``callback`` then gets no rows.
+
+    ``after_epoch(population)`` runs after every epoch, once the models that stopped have
+    left: it may `Population.admit` new models (a rolling population), which then train
+    until their own epochs are done too. The returned members include them.
     """
     torch.manual_seed(seeds[0])  # dropout masks: the same population draws the same masks
-    population = _Population(params, fold, seeds, torch.device(device), every_epoch)
-    for epoch in range(1, max(population.epochs_of) + 1):
-        if not population.alive:
-            break
+    population = Population(params, fold, seeds, torch.device(device), every_epoch)
+    epoch = 0
+    while population.alive:
+        epoch += 1
         population.epoch(epoch, callback)
+        if after_epoch is not None:
+            after_epoch(population)
     return population.members
 
 
-class _Population:
-    """The stacked weights, optimizer state, schedules and data of the models still training."""
+class Population:
+    """The stacked weights, optimizer state, schedules and data of the models still training.
+
+    Members are numbered in the order they came (``params``, then each `admit`); ``alive``
+    lists the ones still training in the order of the model axis.
+    """
 
     def __init__(self, params: Sequence[Mapping[str, Any]], fold: Fold | Sequence[Fold],
                  seeds: Sequence[int], device: torch.device, every_epoch: bool = True) -> None:
@@ -132,8 +145,9 @@ class _Population:
         keys = {group_key(p, in_features) for p in params}
         if len(keys) != 1:
             raise ValueError(f"A population needs one group key, but got {sorted(map(str, keys))}.")
-        self.device = device
+        self.device, self.in_features, self.key = device, in_features, keys.pop()
         specs = [model_spec(p, in_features) for p in params]
+        self.specs = specs  # every member's, by member index (the layout fits them all)
         # The model axis holds the models sorted by activation: each activation then runs
         # on its own contiguous block (measured: computing every activation present on
         # every model, then selecting, cost more than the rest of a mixed step).
@@ -149,6 +163,9 @@ class _Population:
         self.members = [Member(i, p, s, n_params[i])
                         for i, (p, s) in enumerate(zip(params, seeds, strict=True))]
         self.epochs_of = [int(p["epochs"]) for p in params]
+        # The population's epochs already done when each member joined (admit).
+        self.offsets = [0] * len(params)
+        self.epochs_done = 0
         # All of a model's weights in one row of one tensor, (models, all weights): the
         # optimizer then runs its dozen element-wise ops once per step, not once per layer
         # tensor (measured: most of a population step's time was those small ops).
@@ -206,19 +223,65 @@ class _Population:
         self.padded = [moves_zero and not bool(units.all()) for units in masks.units]
         self.passes = [not bool(deeper.all()) for deeper in masks.deeper]
 
+    def fits(self, params: Mapping[str, Any]) -> bool:
+        """Whether a model of ``params`` can join (`admit`): the same group key, within the
+        padded layout (no wider, deeper, nor batch norm where none has it), one fold
+        scored every epoch."""
+        if self.part is not None or not self.every_epoch:
+            return False
+        if group_key(params, self.in_features) != self.key:
+            return False
+        return Layout.of([*self.specs, model_spec(params, self.in_features)]) == self.layout
+
+    def admit(self, params: Sequence[Mapping[str, Any]], seeds: Sequence[int]) -> list[int]:
+        """Add models that `fits` allows; they start at their own epoch 1 with the next epoch,
+        with the weights, data order and schedule they would have alone. Returns their
+        member indices."""
+        if not all(self.fits(p) for p in params):
+            raise ValueError("Only models that fit a population can join it (Population.fits).")
+        first = len(self.members)
+        specs = [model_spec(p, self.in_features) for p in params]
+        stacked = stack(self.layout, specs, seeds, self.device)
+        new = list(range(first, first + len(params)))
+        self.specs += specs
+        self.members += [Member(i, p, s, n) for i, p, s, n
+                         in zip(new, params, seeds, stacked.n_params, strict=True)]
+        self.epochs_of += [int(p["epochs"]) for p in params]
+        self.offsets += [self.epochs_done] * len(params)
+        self.generators += [torch.Generator().manual_seed(s) for s in seeds]
+        self.schedules.add(params)
+        for name in stacked.masks.activations:
+            self.activations.setdefault(name, ACTIVATIONS[name]())
+        rows = torch.cat([w.detach().reshape(len(w), -1) for w in stacked.weights], 1)
+        self.flat = torch.cat([self.flat.detach(), rows]).requires_grad_()
+        self.buffers = [torch.cat([a, b]) for a, b in zip(self.buffers, stacked.buffers,
+                                                          strict=True)]
+        self.masks = self.masks.cat(stacked.masks)
+        self.dropout = torch.cat([self.dropout, torch.tensor(
+            [float(p.get("dropout") or 0.0) for p in params], dtype=self.flat.dtype,
+            device=self.device).view(-1, 1, 1)])
+        self.optimizer.admit(params, [self.flat])
+        self.alive += new
+        # The model axis stays sorted by activation: one block per activation (see __init__).
+        order = sorted(range(len(self.alive)), key=lambda i: self.specs[self.alive[i]].activation)
+        self._reindex(order)
+        return new
+
     def epoch(self, epoch: int, callback: EpochCallback | None) -> None:
         start = time.perf_counter()
+        self.epochs_done = epoch
         lrs = self.schedules.lrs(self.alive)
         if lrs != self.lrs:  # constant schedules: one copy to the device, not one per epoch
             self.optimizer.set_lr(torch.tensor(lrs, dtype=torch.float64, device=self.device))
             self.lrs = lrs
-        ending = {m for m in self.alive if self.epochs_of[m] == epoch}
+        own = {m: epoch - self.offsets[m] for m in self.alive}  # each model's own epoch
+        ending = {m for m in self.alive if self.epochs_of[m] == own[m]}
         scored = self.every_epoch or bool(ending)
         train = self._train(scored)
         test = self._test(scored)
-        rows = (_rows(epoch, self.alive, lrs, train, test) if scored
+        rows = (_rows([own[m] for m in self.alive], self.alive, lrs, train, test) if scored
                 else self._loss_rows(train["loss"], test["loss"]))
-        stopped = self._stop_diverged(epoch, rows)
+        stopped = self._stop_diverged(own, rows)
         self.schedules.step([m for m in self.alive if m not in stopped],
                             {m: r["test_loss"] for m, r in rows.items()})
         share = (time.perf_counter() - start) / len(self.alive)
@@ -236,7 +299,7 @@ class _Population:
         pruned = (callback(epoch, living) or set()) if callback else set()
         for member in pruned:
             self.members[member].stopped = "callback"
-            self.members[member].message = f"stopped by callback at epoch {epoch}"
+            self.members[member].message = f"stopped by callback at epoch {own[member]}"
         self._drop(stopped | set(pruned) | ending)  # the ending ones are done: no longer here
 
     def _views(self) -> list[torch.Tensor]:
@@ -384,26 +447,28 @@ class _Population:
         # The scale on (models, 1, width), not on every row: fewer ops on the big tensor.
         return centered * (torch.rsqrt(var + _BN_EPS) * weight) + bias
 
-    def _stop_diverged(self, epoch: int, rows: dict[int, dict[str, float]]) -> set[int]:
+    def _stop_diverged(self, own: Mapping[int, int],
+                       rows: dict[int, dict[str, float]]) -> set[int]:
         stopped = set()
         for member, row in rows.items():
             for key, what in (("train_loss", "training loss"), ("test_loss", "test loss")):
                 if not math.isfinite(row[key]):
                     self.members[member].stopped = "diverged"
                     self.members[member].message = (
-                        f"diverged at epoch {epoch}: {what} is {row[key]}")
+                        f"diverged at epoch {own[member]}: {what} is {row[key]}")
                     stopped.add(member)
                     break
         return stopped
 
     def _drop(self, members: set[int]) -> None:
-        if not members:
-            return
-        keep = [i for i, m in enumerate(self.alive) if m not in members]
-        index = torch.tensor(keep, device=self.device)
+        if members:
+            self._reindex([i for i, m in enumerate(self.alive) if m not in members])
+
+    def _reindex(self, keep: list[int]) -> None:
+        """Keep the models at these positions of the model axis, in this order."""
+        index = torch.tensor(keep, dtype=torch.long, device=self.device)
         self.alive = [self.alive[i] for i in keep]
-        if not self.alive:
-            return
+        self.lrs = []  # the lrs are set again, in the new order
         self.flat = self.flat.detach()[index].requires_grad_()
         self.buffers = [b[index] for b in self.buffers]
         self.optimizer.keep(index, [self.flat])

@@ -24,24 +24,62 @@ class StackedOptimizer:
     def __init__(self, weights: list[torch.Tensor], params: Sequence[Mapping[str, Any]],
                  device: torch.device) -> None:
         self.weights = weights
-        names = [str(p["optimizer"]) for p in params]
-        self.kinds = sorted(set(names))
+        self.device = device
         # The weights' own dtype: float64 weights (the float64 parity test) get float64 knobs.
         self.dtype = weights[0].dtype
         # (models, 1, ...): one value per model, broadcast over each weight's other axes.
         self.column_shape = (-1,) + (1,) * (weights[0].dim() - 1)
-
-        def column(values: list[float]) -> torch.Tensor:
-            return torch.tensor(values, dtype=self.dtype, device=device).view(self.column_shape)
-
-        self.masks = {k: column([float(n == k) for n in names]).bool() for k in self.kinds}
-        self.weight_decay = column([float(p.get("weight_decay") or 0.0) for p in params])
-        self.momentum = column([float(p.get("momentum") or 0.0) for p in params])
-        self.nesterov = column([float(bool(p.get("nesterov"))) for p in params]).bool()
-        self.any_nesterov = bool(self.nesterov.any())
-        self.lr = column([float(p["lr"]) for p in params])
+        self.kinds: list[str] = []
+        self.masks: dict[str, torch.Tensor] = {}
         self.steps = 0
+        # The step count when each model joined, (models, 1, ...); None while every model
+        # joined at the start (Adam's bias correction then takes one number for all).
+        self.joined: torch.Tensor | None = None
         self.state: list[dict[str, torch.Tensor]] = [{} for _ in weights]
+        empty = self._column([])
+        self.weight_decay = self.momentum = self.lr = empty
+        self.nesterov = empty.bool()
+        self._add_knobs(params)
+
+    def _column(self, values: list[float]) -> torch.Tensor:
+        return torch.tensor(values, dtype=self.dtype, device=self.device).view(self.column_shape)
+
+    def _add_knobs(self, params: Sequence[Mapping[str, Any]]) -> None:
+        """Append the knobs of ``params``' models to the model axis."""
+        names = [str(p["optimizer"]) for p in params]
+        before = len(self.lr)
+        self.kinds = sorted({*self.kinds, *names})
+        self.masks = {k: torch.cat([self.masks.get(k, self._column([0.0] * before).bool()),
+                                    self._column([float(n == k) for n in names]).bool()])
+                      for k in self.kinds}
+
+        def joined(old: torch.Tensor, values: list[float]) -> torch.Tensor:
+            return torch.cat([old, self._column(values).to(old.dtype)])
+
+        self.weight_decay = joined(self.weight_decay,
+                                   [float(p.get("weight_decay") or 0.0) for p in params])
+        self.momentum = joined(self.momentum, [float(p.get("momentum") or 0.0) for p in params])
+        self.nesterov = joined(self.nesterov, [float(bool(p.get("nesterov"))) for p in params])
+        self.any_nesterov = bool(self.nesterov.any())
+        self.lr = joined(self.lr, [float(p["lr"]) for p in params])
+
+    def admit(self, params: Sequence[Mapping[str, Any]], weights: list[torch.Tensor]) -> None:
+        """Models that join mid-training (appended to the model axis of ``weights``): their
+        state starts at zero and their step count at 0, as a fresh torch optimizer's."""
+        before = len(self.lr)
+        self._add_knobs(params)
+        if self.joined is not None or self.steps:
+            joined = self.joined if self.joined is not None else self._column([0.0] * before)
+            self.joined = torch.cat([joined, self._column([float(self.steps)] * len(params))])
+        # Zero rows are a fresh state: Adam's and RMSprop's moments start at 0, and SGD's
+        # momentum buffer 0 * momentum + grad is the first gradient, as torch starts it.
+        self.state = [{k: torch.cat([v, v.new_zeros(len(params), *v.shape[1:])])
+                       for k, v in state.items()} for state in self.state]
+        self.weights = weights
+
+    def model_steps(self) -> float | torch.Tensor:
+        """How many steps each model has taken (Adam's bias correction)."""
+        return self.steps if self.joined is None else self.steps - self.joined
 
     def set_lr(self, lrs: torch.Tensor) -> None:
         """This epoch's learning rate of every model still training, in model-axis order."""
@@ -66,11 +104,14 @@ class StackedOptimizer:
             weight.copy_(new)
 
     def keep(self, index: torch.Tensor, weights: list[torch.Tensor]) -> None:
-        """Keep only the models at ``index`` (the others were pruned or diverged)."""
+        """Keep only the models at ``index``, in its order (the others were pruned, diverged
+        or done)."""
         self.weights = weights
         self.masks = {k: m[index] for k, m in self.masks.items()}
         for name in ("weight_decay", "momentum", "nesterov", "lr"):
             setattr(self, name, getattr(self, name)[index])
+        if self.joined is not None:
+            self.joined = self.joined[index]
         self.any_nesterov = bool(self.nesterov.any())
         self.state = [{k: v[index] for k, v in state.items()} for state in self.state]
 
@@ -98,8 +139,9 @@ def _adam_step(opt: StackedOptimizer, state: dict[str, torch.Tensor], key: str,
     m, v = state[f"{key}_m"], state[f"{key}_v"]
     m.lerp_(grad, 1 - beta1)
     v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-    step_size = opt.lr / (1 - beta1**opt.steps)
-    denom = v.sqrt() / (1 - beta2**opt.steps) ** 0.5 + _ADAM_EPS
+    steps = opt.model_steps()
+    step_size = opt.lr / (1 - beta1**steps)
+    denom = v.sqrt() / (1 - beta2**steps) ** 0.5 + _ADAM_EPS
     return weight - step_size * (m / denom)
 
 

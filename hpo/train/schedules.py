@@ -26,13 +26,23 @@ class Schedules:
     """The schedules of a population, indexed by member."""
 
     def __init__(self, params: Sequence[Mapping[str, Any]]) -> None:
+        self.optimizers: list[StandInSGD] = []
+        self.schedulers: list[Any] = []
+        self.any_plateau = False
+        self.add(params)
+
+    def add(self, params: Sequence[Mapping[str, Any]]) -> None:
+        """The schedules of models that join the population: the next member indices."""
         # StandInSGD: torch's SGD, built without importing torch._dynamo (seconds).
-        self.optimizers = [StandInSGD([torch.nn.Parameter(torch.zeros(1))], lr=p["lr"])
-                           for p in params]
+        optimizers = [StandInSGD([torch.nn.Parameter(torch.zeros(1))], lr=p["lr"])
+                      for p in params]
         # Each for the model's own epochs, as alone (a cosine's period is its epochs).
-        self.schedulers = [build_scheduler(opt, p, epochs=int(p["epochs"]))
-                           for opt, p in zip(self.optimizers, params, strict=True)]
-        self.any_plateau = any(isinstance(s, ReduceLROnPlateau) for s in self.schedulers)
+        schedulers = [build_scheduler(opt, p, epochs=int(p["epochs"]))
+                      for opt, p in zip(optimizers, params, strict=True)]
+        self.optimizers += optimizers
+        self.schedulers += schedulers
+        self.any_plateau = self.any_plateau or any(
+            isinstance(s, ReduceLROnPlateau) for s in schedulers)
 
     def lrs(self, members: Sequence[int]) -> list[float]:
         """The lr each of ``members`` trains with this epoch."""
