@@ -1,8 +1,9 @@
 """Trials trained many at a time: ask Optuna for a batch, group, train each group as one.
 
-Batches double from 8 trials up to ``RunOptions.population_size`` (the runner decides):
-Optuna's pruners compare a trial only with finished ones, so trials of one batch never
-prune each other; the first batch's finished trials are what the next batch is pruned by.
+A worker holds up to ``RunOptions.population_size`` trials at once, starting from 8 and
+growing with the trials that ended (the runner decides): Optuna's pruners compare a trial
+only with finished ones, and its samplers learn only from them, so the first trials stay
+few; the first batch's finished trials are what the next ones are pruned by.
 
 Each batch of asked trials is grouped by `hpo.train.batched.group_key` (input features and
 batch size: depth, width, activation, batch norm, epochs, optimizer and schedule may differ
@@ -10,18 +11,29 @@ within a population); a group of two or more trains as one population. A trial a
 group runs one at a time as before, unless ``force`` (``--mode population``). A study scored
 over several training seeds (``Study.seeds > 1``) always runs one at a time: its extra seeds
 are not batched.
+
+A population trained on one split rolls: a trial that ends (done, pruned, diverged) is told
+at once, and its place goes to a newly asked trial that joins the models still training at
+its own epoch 1 (`hpo.train.batched.Population.admit`), with the weights, data order and
+schedule it would have alone. Without rolling, a batch lasts as long as its longest trial
+while its pruned trials leave it emptier every epoch. A new trial that does not fit the
+population's padded layout or group waits; the population then takes in no more, and the
+trials that waited run once it has drained.
+
 Every epoch each model's test R² goes to its own trial through its own `OptunaReporter`, so
-pruners act per trial; a pruned model leaves the batch and its trial is told PRUNED at that
-epoch; a model whose loss turns non-finite is told FAIL (``ended=diverged``) alone. Each trial
-gets the user attrs the one-at-a-time path writes (``runner`` included), through the same
-`OptunaReporter`, plus ``population`` (its group's size).
+pruners act per trial; a pruned model leaves the population and its trial is told PRUNED at
+that epoch; a model whose loss turns non-finite is told FAIL (``ended=diverged``) alone. Each
+trial gets the user attrs the one-at-a-time path writes (``runner`` included), through the
+same `OptunaReporter`, plus ``population`` (how many models trained together when it
+started).
 
 Faults end trials as `hpo.runners.trials.fail_trial` ends one trial: an exception inside a
 population (out of memory, a bug) fails that population's open trials with its reason and the
 study goes on; Ctrl-C, SIGTERM or an orphaned worker fails them as ``interrupted``, queues
 each again with its params, and stops. ``--trial-timeout`` is checked after every epoch
-against the population's wall time (its trials run at once): past it, the open trials fail
-as ``timeout``. Every trial of a running population beats its heartbeat (RDB storages).
+against each trial's own wall time since it started (in a population, the population's time
+since then): past it, the trial fails as ``timeout``. Every trial of a running population
+beats its heartbeat (RDB storages) until it ends.
 
 With k cross-validation folds whose training rows make as many batches each, the k folds of
 every trial of a group train side by side as one population
@@ -199,6 +211,16 @@ class _Entry:
         self.deadline = math.inf  # --trial-timeout, from when it started training
         self.ended = "interrupted"  # until told otherwise
         self.shared_fault = False  # failed by a fault its population's first trial counts
+        self._beating = contextlib.ExitStack()
+
+    def beat(self, stack: contextlib.ExitStack) -> None:
+        """Beat the trial's heartbeat (RDB storages) until `stop_beating`, or ``stack``
+        closes: a rolling population outlives most of its trials."""
+        self._beating.enter_context(heartbeat(self.optuna_study, self.trial))
+        stack.callback(self._beating.close)
+
+    def stop_beating(self) -> None:
+        self._beating.close()
 
     def tell(self, value: float | None = None, state: TrialState | None = None,
              ended: str = "complete") -> None:
@@ -236,7 +258,7 @@ def _run_group(context: _Context, group: list[_Entry]) -> None:
     try:
         with contextlib.ExitStack() as beats:
             for entry in group:
-                beats.enter_context(heartbeat(context.optuna_study, entry.trial))
+                entry.beat(beats)
             _start(context, group, len(group))
 
             def check() -> None:  # after every epoch
@@ -297,6 +319,7 @@ def _train_split(context: _Context, group: list[_Entry], fold: Fold,
         for index in training - alive:  # done (or diverged) this epoch: told at once, so
             if group[index].open:  # the sampler and the pruner learn from it now
                 _finish(context.study, group[index], population.members[index])
+            group[index].stop_beating()
         training.intersection_update(alive)
         if context.refill is not None and not context.waiting:
             for index in _roll_in(context, population, group, beats):
@@ -327,7 +350,7 @@ def _roll_in(context: _Context, population: Population, group: list[_Entry],
     if not joining:
         return []
     for entry in joining:
-        beats.enter_context(heartbeat(context.optuna_study, entry.trial))
+        entry.beat(beats)
     added = population.admit([e.params for e in joining], _seeds(context.study, joining))
     group.extend(joining)  # group[i] stays member i
     _start(context, joining, len(population.alive))
