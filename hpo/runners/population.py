@@ -360,7 +360,7 @@ def _roll_in(context: _Context, population: Population, group: list[_Entry],
 def _time_out(context: _Context, group: Sequence[_Entry], indices: Iterable[int]) -> set[int]:
     """Fail the trials at ``indices`` of ``group`` that ran past --trial-timeout; returns
     their indices. Trials that time out together count as one fault (they started together)."""
-    now, late = time.monotonic(), set()
+    now, late = time.monotonic(), set[int]()
     for index in indices:
         entry = group[index]
         if entry.open and now > entry.deadline:
