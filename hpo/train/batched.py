@@ -12,6 +12,11 @@ one value per model (torch's own formulas), so one Python step trains every mode
 ``benchmarks/bench_population.py`` measures this against ``torch.func.stack_module_state``
 + ``vmap`` (slower here: see benchmarks/README.md).
 
+Models may also join a population that is training (`Population.admit`, when
+`Population.fits` allows: the same group, within its padded layout): each starts at its own
+epoch 1 with its own step count for Adam's bias correction, zero optimizer state and a fresh
+schedule, so it trains as it would alone (``tests/test_population.py``, float64).
+
 Learning rates come from each model's real torch scheduler, built by
 ``search_spaces.build_scheduler`` on a stand-in optimizer and stepped as the loop steps it,
 so the lr of every epoch is the one the one-at-a-time path uses, plateau included.
