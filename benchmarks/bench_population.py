@@ -16,6 +16,8 @@ so the load of other jobs on a shared machine hits both sides alike):
 - ``workers``: one homework study with 1 worker against 2, each timed in a fresh process.
 - ``startup``: seconds until 2 worker processes are ready, forked, from a forkserver, spawned.
 - ``pruning``: epochs trained and best R² with and without each pruner, over seeds.
+- ``places``: wall time and epochs per trial against how many trials one worker holds at
+  once (``population_size``), and one at a time.
 
 Run:  PYTHONPATH=. .venv/bin/python benchmarks/bench_population.py homework grid ...
 """
@@ -459,9 +461,40 @@ def pruning(args: argparse.Namespace) -> None:
               f"min {min(best):.4f}")
 
 
+def places(args: argparse.Namespace) -> None:
+    """Wall time and epochs per trial against how many trials a worker holds at once
+    (``population_size``), one in-process worker, the homework studies; one at a time
+    (``--mode single``) first. Sizes alternate order repeat by repeat."""
+    sizes = [int(n) for n in args.sizes.split(",")]
+    runs: dict[str, list[tuple[float, int, float]]] = {}
+    for repeat in range(args.repeats):
+        for family in args.families.split(","):
+            study = Study(name=f"lr-{family}", space=homework_space(family),
+                          data=LabData(n=1000), sampler="tpe", pruner="median",
+                          n_trials=args.trials, seed=0)
+            labels = ["single"] + [str(size) for size in sizes]
+            for label in labels if repeat % 2 == 0 else labels[::-1]:
+                single = label == "single"
+                options = RunOptions(storage=f"{tempfile.mkdtemp()}/b.journal", workers=1,
+                                     progress=False, mode="single" if single else "auto",
+                                     population_size=sizes[0] if single else int(label))
+                seconds, result = timed(
+                    lambda study=study, options=options: hpo.run(study, options))
+                epochs = sum(int(t.user_attrs.get("epochs_run", 0)) for t in result.trials)
+                runs.setdefault(f"{family} {label}", []).append(
+                    (seconds, epochs, result.best_value))
+                print(f"places #{repeat} {family:12s} {label:>6s}: {seconds:6.2f} s, "
+                      f"{epochs / args.trials:5.1f} epochs/trial, best R² "
+                      f"{result.best_value:.4f}", flush=True)
+    for key, done in runs.items():
+        print(f"places: {key:20s} median of {len(done)}: "
+              f"{statistics.median(r[0] for r in done):6.2f} s, "
+              f"{statistics.median(r[1] for r in done) / args.trials:5.1f} epochs/trial")
+
+
 SECTIONS = {"homework": homework, "grid": grid, "diabetes": diabetes, "scaling": scaling,
             "workers": workers, "workers-once": workers_once, "startup": startup,
-            "startup-once": startup_once, "pruning": pruning}
+            "startup-once": startup_once, "pruning": pruning, "places": places}
 
 
 def main() -> None:
@@ -483,6 +516,8 @@ def main() -> None:
     parser.add_argument("--before", default="",
                         help="workers: also time the hpo of this checkout (e.g. main's)")
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--sizes", default="8,16,32,64",
+                        help="places: population sizes (trials a worker holds at once)")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

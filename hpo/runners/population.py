@@ -325,12 +325,9 @@ def _train_split(context: _Context, group: list[_Entry], fold: Fold,
             for index in _roll_in(context, population, group, beats):
                 training.add(index)
 
-    members = train_population([e.params for e in group], fold, _seeds(context.study, group),
-                               device=context.device, callback=report,
-                               after_epoch=after_epoch)
-    for entry, member in zip(group, members, strict=True):
-        if entry.open:
-            _finish(context.study, entry, member)
+    # after_epoch runs after the last epoch too: every trial is told there as it leaves.
+    train_population([e.params for e in group], fold, _seeds(context.study, group),
+                     device=context.device, callback=report, after_epoch=after_epoch)
 
 
 def _roll_in(context: _Context, population: Population, group: list[_Entry],
@@ -359,7 +356,8 @@ def _roll_in(context: _Context, population: Population, group: list[_Entry],
 
 def _time_out(context: _Context, group: Sequence[_Entry], indices: Iterable[int]) -> set[int]:
     """Fail the trials at ``indices`` of ``group`` that ran past --trial-timeout; returns
-    their indices. Trials that time out together count as one fault (they started together)."""
+    their indices. Trials that time out in the same epoch count as one fault, as one fault
+    that fails a whole population does (the first trials of a population start together)."""
     now, late = time.monotonic(), set[int]()
     for index in indices:
         entry = group[index]
