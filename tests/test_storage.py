@@ -88,3 +88,36 @@ def test_epoch_reports_are_flushed_and_finished_trials_forced_to_disk(
     assert len(other.trials[0].intermediate_values) == 10  # yet visible to any reader
     study.tell(trial, 0.5)
     assert len(synced) == 1  # the trial finishing forces everything before it to disk
+
+
+def test_a_writer_killed_while_holding_the_journal_lock_blocks_nobody(tmp_path: Path) -> None:
+    # A worker killed (SIGKILL) in the middle of an append held the journal's lock: the
+    # next writer goes on at once. Optuna's symlink lock would have stayed behind, and
+    # made every other worker wait its 30 s grace period.
+    import os
+    import signal
+    import subprocess
+    import sys
+    import threading
+
+    from hpo.store.journal import open_journal
+    from hpo.store.optuna_internals import journal_backend
+
+    path = tmp_path / "s.journal"
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time; from pathlib import Path; from hpo.store.journal import open_journal;"
+         "from hpo.store.optuna_internals import journal_backend;"
+         "journal_backend(open_journal(Path(sys.argv[1])))._file_lock.acquire();"
+         "print('held', flush=True); time.sleep(600)", str(path)],
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": os.getcwd()})
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    holder.send_signal(signal.SIGKILL)
+    holder.wait(timeout=30)
+    storage = open_journal(path)
+    assert journal_backend(storage) is not None
+    created = threading.Thread(target=optuna.create_study, kwargs={"storage": storage},
+                               daemon=True)
+    created.start()
+    created.join(timeout=10)
+    assert not created.is_alive(), "the killed writer's lock still blocks the journal"

@@ -6,10 +6,9 @@ import os
 from pathlib import Path
 
 from optuna.storages import JournalStorage
-from optuna.storages.journal import JournalFileSymlinkLock
 
 from hpo.errors import StorageError
-from hpo.store.optuna_internals import DurableOnFinishJournal
+from hpo.store.optuna_internals import DurableOnFinishJournal, JournalFileFlock
 
 DEFAULT_JOURNAL = "hpo.journal"
 
@@ -53,7 +52,7 @@ def _repair_torn_tail(path: Path) -> None:
     if not path.exists() or path.stat().st_size == 0:
         return
     # Under the journal's own lock: another process may be appending right now.
-    lock = JournalFileSymlinkLock(str(path))
+    lock = JournalFileFlock(str(path))
     lock.acquire()
     try:
         with path.open("rb+") as file:

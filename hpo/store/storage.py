@@ -3,7 +3,8 @@
 The default is a journal file in the working directory (``hpo.journal``). Its bookkeeping
 is 7% of a lab trial's wall time against 48% on SQLite (0.07 ms against about 1.4 ms
 per ``trial.report``; benchmarks/bench_storage.py), it needs no server, it is safe for
-several worker processes on one host (file lock), and ``optuna-dashboard hpo.journal``
+several worker processes on one host (an ``fcntl`` lock, ``hpo.journal.flock``, which a
+killed worker cannot leave behind), and ``optuna-dashboard hpo.journal``
 opens it directly. Any Optuna RDB URL works too:
 ``sqlite:///hpo.db`` for one host, ``postgresql://user:pw@host/db`` for many.
 
