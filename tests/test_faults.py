@@ -69,7 +69,7 @@ def test_each_fault_fails_its_trial_with_a_reason_and_the_study_goes_on(
 
 
 def test_a_trial_past_its_time_limit_fails_and_the_next_one_runs(tmp_path: Path) -> None:
-    study = load_from_file(write_study(tmp_path, n_trials=2, epochs=400), "tiny")
+    study = load_from_file(write_study(tmp_path, n_trials=2, epochs=20_000), "tiny")  # far past 0.5 s
     started = time.monotonic()
     done = run(study, RunOptions(storage=str(tmp_path / "s.journal"), trial_timeout=0.5,
                                  **QUIET))
@@ -82,7 +82,7 @@ def test_a_trial_past_its_time_limit_fails_and_the_next_one_runs(tmp_path: Path)
 def test_a_time_limit_holds_where_no_alarm_reaches(tmp_path: Path) -> None:
     """Run from a thread (signals reach only the main thread): the check after each epoch
     ends the trial as a timeout."""
-    study = load_from_file(write_study(tmp_path, n_trials=1, epochs=400), "tiny")
+    study = load_from_file(write_study(tmp_path, n_trials=1, epochs=20_000), "tiny")
     done: list[Any] = []
     worker = threading.Thread(target=lambda: done.append(run(study, RunOptions(
         storage=str(tmp_path / "s.journal"), trial_timeout=0.5, mode="single", **QUIET))))

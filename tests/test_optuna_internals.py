@@ -7,7 +7,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,8 @@ import pytest
 from optuna.storages import JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
+
+from hpo.study import pruners
 
 MODULE = "hpo/store/optuna_internals.py"
 
@@ -154,29 +156,50 @@ def test_the_journal_storage_reads_its_backend_right_after_each_write(tmp_path: 
 @pytest.mark.parametrize("pruner", [
     optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1),
     optuna.pruners.PercentilePruner(25.0, n_startup_trials=2, n_warmup_steps=1),
-    optuna.pruners.NopPruner()])
+    optuna.pruners.NopPruner(),  # and hpo's, which count the earlier running trials too
+    pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1),
+    pruners.PercentilePruner(25.0, n_startup_trials=2, n_warmup_steps=1)])
 def test_a_pruning_view_decides_as_should_prune(pruner: optuna.pruners.BasePruner) -> None:
+    # Two copies of one study: the trials of one are judged on a view per epoch, the
+    # other's by should_prune(), each pruned trial told PRUNED at once (as a population
+    # does), so a trial judged after it in the same epoch no longer counts it (hpo's).
     from hpo.store.optuna_internals import PruningView
 
-    study = optuna.create_study(direction="maximize", pruner=pruner)
-    for value in (0.2, 0.5, 0.9):  # finished trials to compare with
-        done = study.ask()
-        for step in range(1, 6):
-            done.report(value * step / 5, step)
-        study.tell(done, value)
-    running = [study.ask() for _ in range(8)]
+    def study_with_running_trials() -> tuple[optuna.Study, list[optuna.Trial]]:
+        study = optuna.create_study(direction="maximize", pruner=pruner)
+        for value in (0.2, 0.5, 0.9):  # finished trials to compare with
+            done = study.ask()
+            for step in range(1, 6):
+                done.report(value * step / 5, step)
+            study.tell(done, value)
+        return study, [study.ask() for _ in range(8)]
+
+    def judge(study: optuna.Study, running: list[optuna.Trial],
+              should_prune: Callable[[optuna.Trial], bool]) -> list[bool]:
+        decided = []
+        for trial in running:
+            decided.append(should_prune(trial))
+            if decided[-1]:
+                study.tell(trial, state=TrialState.PRUNED)
+        return decided
+
+    viewed, judged = study_with_running_trials(), study_with_running_trials()
     with relied_on("Trial._cached_frozen_trial, and MedianPruner/PercentilePruner.prune "
                    "reading the study only through get_trials() and direction"):
-        assert PruningView.applies(study)
-        decided = []
+        assert PruningView.applies(viewed[0])
+        decisions = []
         for step in range(1, 6):
-            for number, trial in enumerate(running):
-                trial.report((number + 1) / 8 * step / 5, step)
-            view = PruningView(study)
-            decided.append([view.should_prune(t) for t in running])
-            assert decided[-1] == [t.should_prune() for t in running]
+            for (study, running) in (viewed, judged):
+                running[:] = [t for t in running
+                              if study.trials[t.number].state == TrialState.RUNNING]
+                for trial in running:
+                    trial.report((trial.number - 2) / 8 * step / 5, step)
+            view = PruningView(viewed[0])
+            decisions.append(judge(*viewed, view.should_prune))
+            assert decisions[-1] == judge(*judged, lambda t: t.should_prune())
+        decided = [d for epoch in decisions for d in epoch]
         if not isinstance(pruner, optuna.pruners.NopPruner):
-            assert any(decided[-1]) and not all(decided[-1])  # both outcomes were tested
+            assert any(decided) and not all(decided)  # both outcomes were tested
 
 
 def test_a_pruner_that_writes_running_trials_is_not_served_by_a_view() -> None:

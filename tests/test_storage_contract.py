@@ -145,7 +145,8 @@ def _dead_pid() -> int:
 
 @pytest.mark.slow
 def test_a_killed_worker_loses_nothing(tmp_path: Path, storage: str) -> None:
-    path = write_study(tmp_path, n_trials=6, epochs=60)
+    # Long enough to be caught running: 60 epochs ran out between two polls on a fast machine.
+    path = write_study(tmp_path, n_trials=6, epochs=200)
     command = [sys.executable, "-m", "hpo.cli", "run", str(path), "--storage", storage,
                "--no-progress", "--workers", "2"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

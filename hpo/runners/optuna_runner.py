@@ -67,6 +67,8 @@ _EXIT_USER_ERROR = 2
 _STOP_WAIT_SECONDS = 60
 MODES = ("auto", "population", "single")
 _FIRST_BATCH = 8
+# Samplers whose next point depends on the trials that ended (hpo.study.algorithms).
+_LEARNING_SAMPLERS = frozenset({"tpe", "gp", "cmaes"})
 
 
 @dataclass(frozen=True)
@@ -540,22 +542,29 @@ def _sampler_for(plan: _WorkPlan, index: int) -> optuna.samplers.BaseSampler:
 
 
 def _batch_size(plan: _WorkPlan, done: int) -> int:
-    """Trials to ask at once: batches double from 8 up to the population size.
+    """Trials to hold at once: from a quarter of the study (at least 8) up to the
+    population size, growing with the trials this worker has done.
 
-    A pruner compares a trial with finished trials only, and the sampler learns only from
-    them, so the first batches stay small: the next batch already has finished ones to use.
-    ``done`` counts this worker's trials; each of several workers starts from its share of
-    the 8, so the study as a whole asks 8, 8, 16, 32... as one worker does (measured with
-    2 workers, 100 homework trials: about 1,690 epochs trained, as one worker trains,
-    against 2,580 when each worker started from 8: its pruner had fewer finished trials
-    to judge by).
+    The sampler learns from ended trials only: those asked before any ended are guesses
+    (TPE's first 10 are random anyway). Starting from a quarter of the study caps the
+    guessing there, and the places fill as trials end. Measured on the homework studies
+    (one worker, TPE, median pruner, 4-6 seeds): at 100 trials starting from 64 took 0.65 s
+    a study against 0.93 s from 8, at the same best R² and epochs per trial; at 30 trials,
+    all 30 asked at once (a random search) averaged 0.9832 against 0.9833 from 8, one at a
+    time 0.9834. ``done`` counts this worker's trials; each of several workers starts from
+    its share, so the study as a whole starts from the same count as one worker does.
+    A sampler that learns nothing (grid, random, QMC) asks all at once: the median and
+    percentile pruners judge a trial against the earlier ones still training too
+    (``hpo.study.pruners``), successive halving judges running trials anyway. Hyperband
+    does not: it sizes its brackets by the first trial that finishes, and prunes nothing
+    before one has.
     """
     if plan.mode == "single":
         return 1
-    if plan.study.sampler in ("grid", "random") and plan.study.pruner == "none":
-        return plan.population_size  # nothing learns from finished trials: ask all at once
-    first = max(1, math.ceil(_FIRST_BATCH / plan.workers))
-    return min(plan.population_size, max(done, first))
+    if plan.study.sampler not in _LEARNING_SAMPLERS and plan.study.pruner != "hyperband":
+        return plan.population_size
+    first = max(_FIRST_BATCH, plan.study.n_trials // 4)
+    return min(plan.population_size, max(done, math.ceil(first / plan.workers)))
 
 
 def _next_trials(plan: _WorkPlan, optuna_study: optuna.Study, count: int) -> list[optuna.Trial]:

@@ -1,9 +1,9 @@
 """Trials trained many at a time: ask Optuna for a batch, group, train each group as one.
 
-A worker holds up to ``RunOptions.population_size`` trials at once, starting from 8 and
-growing with the trials that ended (the runner decides): Optuna's pruners compare a trial
-only with finished ones, and its samplers learn only from them, so the first trials stay
-few; the first batch's finished trials are what the next ones are pruned by.
+A worker holds up to ``RunOptions.population_size`` trials at once, growing with the trials
+that ended when the sampler learns from them (the runner decides, `_batch_size`). The
+median and percentile pruners judge a trial against the earlier trials still training too
+(`hpo.study.pruners`): the members of a population prune each other.
 
 Each batch of asked trials is grouped by `hpo.train.batched.group_key` (input features and
 batch size: depth, width, activation, batch norm, epochs, optimizer and schedule may differ

@@ -254,8 +254,9 @@ def set_trial_system_attr(trial: optuna.Trial, key: str, value: Any) -> None:
     trial.storage.set_trial_system_attr(trial._trial_id, key, value)
 
 
-# Pruners whose prune() reads only finished trials (and the study's direction) besides the
-# trial's own values, and writes nothing: judged on a view of the study read once.
+# Pruners whose prune() reads only the study's trials and direction besides the trial's own
+# values, and writes nothing: judged on a view of the study read once. Subclasses count:
+# hpo's median and percentile (hpo.study.pruners) also read the running trials.
 _VIEWABLE_PRUNERS = (optuna.pruners.MedianPruner, optuna.pruners.PercentilePruner,
                      optuna.pruners.NopPruner)
 
@@ -264,8 +265,9 @@ class PruningView:
     """The study as a pruner reads it while one epoch's models are judged: one read.
 
     ``MedianPruner`` and ``PercentilePruner`` compare a trial's values with the finished
-    trials' (``get_trials(states=(COMPLETE,))``); ``trial.should_prune()`` read the whole
-    journal back for every model (twice: the trials, then the direction). Here they read
+    trials' (``get_trials(states=(COMPLETE,))``; hpo's with the earlier running ones too);
+    ``trial.should_prune()`` read the whole journal back for every model (twice: the
+    trials, then the direction). Here they read
     it once per epoch; their decisions are the same unless another process finishes a
     trial during the epoch's judging, which decides nothing either way (whether a trial of
     another process is already finished when this one is judged is a matter of timing).
@@ -281,7 +283,7 @@ class PruningView:
     def applies(optuna_study: optuna.Study) -> bool:
         """Whether the study's pruner is one this view can serve (others, e.g. successive
         halving, read and write running trials' attributes: they go through the storage)."""
-        return type(optuna_study.pruner) in _VIEWABLE_PRUNERS
+        return isinstance(optuna_study.pruner, _VIEWABLE_PRUNERS)  # hpo's median too
 
     def get_trials(self, deepcopy: bool = True,
                    states: Container[TrialState] | None = None) -> list[FrozenTrial]:
@@ -291,4 +293,14 @@ class PruningView:
     def should_prune(self, trial: optuna.Trial) -> bool:
         """``trial.should_prune()``, judged on this view."""
         frozen = copy.copy(trial._cached_frozen_trial)  # what should_prune() hands over
-        return self.pruner.prune(self, frozen)  # type: ignore[arg-type]
+        pruned = bool(self.pruner.prune(self, frozen))  # type: ignore[arg-type]
+        if pruned:  # told PRUNED next: the trials judged after it read it so, as they would
+            self._trials = [_as_pruned(t) if t.number == frozen.number else t  # the storage
+                            for t in self._trials]
+        return pruned
+
+
+def _as_pruned(trial: FrozenTrial) -> FrozenTrial:
+    pruned = copy.copy(trial)
+    pruned.state = TrialState.PRUNED
+    return pruned

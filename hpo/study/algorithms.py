@@ -17,6 +17,8 @@ import optuna
 from optuna.pruners import BasePruner
 from optuna.samplers import BaseSampler
 
+from hpo.study import pruners
+
 # Pruners wait for this many finished trials, and this many epochs of each trial, before
 # they judge: early epochs of every learning-rate schedule look alike.
 _STARTUP_TRIALS = 5
@@ -41,9 +43,10 @@ _SAMPLERS: dict[str, Callable[[int, bool], BaseSampler]] = {
 
 _PRUNERS: dict[str, Callable[[], BasePruner]] = {
     "none": optuna.pruners.NopPruner,
-    "median": lambda: optuna.pruners.MedianPruner(
+    # Optuna's, also counting the earlier trials still running (hpo.study.pruners).
+    "median": lambda: pruners.MedianPruner(
         n_startup_trials=_STARTUP_TRIALS, n_warmup_steps=_WARMUP_EPOCHS),
-    "percentile": lambda: optuna.pruners.PercentilePruner(
+    "percentile": lambda: pruners.PercentilePruner(
         25.0, n_startup_trials=_STARTUP_TRIALS, n_warmup_steps=_WARMUP_EPOCHS),
     "sha": lambda: optuna.pruners.SuccessiveHalvingPruner(min_resource=_WARMUP_EPOCHS),
     "hyperband": lambda: optuna.pruners.HyperbandPruner(min_resource=_WARMUP_EPOCHS),
