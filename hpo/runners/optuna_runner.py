@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import multiprocessing
+import multiprocessing.connection
 import os
 import pickle
 import signal
@@ -392,7 +393,9 @@ def _wait_for(workers: list[Any], progress: StudyProgress, errors: Any) -> None:
             raise _worker_error(failed[0], errors)
         if not running:
             return
-        time.sleep(0.2)
+        # Wakes when a worker exits, else after 0.2 s for the progress display: a fixed
+        # sleep here added 0.1 s on average to every run (a sixth of a 100-trial homework).
+        multiprocessing.connection.wait([w.sentinel for w in workers if w.is_alive()], 0.2)
 
 
 def _worker_error(worker: Any, errors: Any) -> HPOError:
