@@ -232,7 +232,8 @@ def test_workers_of_a_killed_parent_stop_and_leave_nothing_running(
     tmp_path: Path, mode: str
 ) -> None:
     storage = tmp_path / "s.journal"
-    path = write_study(tmp_path, n_trials=200, epochs=30)
+    # 300 epochs: with 30, two populations of 64 finished before the kill on a fast machine.
+    path = write_study(tmp_path, n_trials=200, epochs=300)
     _run_then_kill(path, storage, workers=2, enough=lambda trials: len(trials) >= 4,
                    mode=mode)
     # An orphaned worker finishes the trial in hand, or fails its population's trials as
@@ -317,3 +318,35 @@ def test_devices_on_a_machine_with_two_gpus(monkeypatch: pytest.MonkeyPatch) -> 
         resolve_devices("cuda:0,cuda:2")
     slots = plan_workers(resolve_devices("auto"), trials_per_device=3)
     assert len(slots) == 6 and {s.device for s in slots} == {"cuda:0", "cuda:1"}
+
+
+_FIRST_TRIAL_STALLS = '''
+import time
+from hpo import LabData, Study
+from search_spaces import (suggest_architecture, suggest_optimizer, suggest_scheduler,
+                           suggest_training)
+
+def space(trial):
+    if trial.number == 0:
+        time.sleep(4)  # this worker is held up; the other should go on drawing trials
+    return {**suggest_architecture(trial, hidden_layers=1, width=4, activation="tanh",
+                                   batch_norm=False, dropout=0.0),
+            **suggest_optimizer(trial, optimizer="adam", weight_decay=0.0),
+            **suggest_training(trial, batch_size=64, epochs=2),
+            **suggest_scheduler(trial, families=("constant",))}
+
+STUDY = Study(name="stall", space=space, data=LabData(n=100, seed=0), n_trials=12,
+              sampler="random", pruner="none", seed=0)
+'''
+
+
+def test_workers_draw_trials_from_one_count(tmp_path: Path) -> None:
+    # Fixed halves would leave 6 trials to the held-up worker; drawn from one count, the
+    # other worker runs nearly all of them, and the study still holds exactly 12.
+    path = tmp_path / "stall.py"
+    path.write_text(_FIRST_TRIAL_STALLS)
+    trials = run(load_from_file(path, "stall"), RunOptions(
+        storage=str(tmp_path / "s.journal"), progress=False, workers=2, mode="single")).trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 12
+    held_up = trials[0].user_attrs["worker"]
+    assert sum(t.user_attrs["worker"] == held_up for t in trials) <= 3

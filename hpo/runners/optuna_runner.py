@@ -162,7 +162,7 @@ def run(study: Study, options: RunOptions | None = None) -> optuna.Study:
         return optuna_study
     progress = new_progress()
     try:
-        _work(plan, slots[0], 0, remaining, progress.refresh)
+        _work(plan, slots[0], 0, _Tickets(remaining), progress.refresh)
     finally:
         progress.close()
     return optuna_study
@@ -348,16 +348,16 @@ def _work_in_processes(
         # Every trial steps a torch optimizer, which imports torch._dynamo (seconds of CPU):
         # once here, inherited by every worker, rather than once in each.
         import torch._dynamo  # noqa: F401
-    # Fixed shares keep the count exact; a grid's workers instead drain one shared queue.
-    quotas = [remaining // len(slots) + (i < remaining % len(slots)) for i in range(len(slots))]
-    if plan.study.sampler == "grid":
-        quotas = [remaining] * len(slots)
+    # One count drawn by all keeps the total exact; a grid's workers instead drain one
+    # shared queue, each allowed the whole count.
+    grid = plan.study.sampler == "grid"
+    shared = _Tickets(remaining, context, workers=len(slots))
     errors = context.SimpleQueue()  # a worker's one-line error, printed once by this process
     workers = [context.Process(target=_worker_main,
-                               args=(plan, slot, i, quota, os.getpid(), errors,
-                                     method == "fork"),
+                               args=(plan, slot, i, _Tickets(remaining, context) if grid
+                                     else shared, os.getpid(), errors, method == "fork"),
                                name=f"hpo-worker-{i}")
-               for i, (slot, quota) in enumerate(zip(slots, quotas, strict=True)) if quota]
+               for i, slot in enumerate(slots[:remaining])]
     progress = None
     try:
         for worker in workers:
@@ -408,7 +408,7 @@ def _worker_error(worker: Any, errors: Any) -> HPOError:
     return HPOError(f"Worker {worker.name} crashed ({how}); {ending}.")
 
 
-def _worker_main(plan: _WorkPlan, slot: WorkerSlot, index: int, quota: int,
+def _worker_main(plan: _WorkPlan, slot: WorkerSlot, index: int, tickets: _Tickets,
                  parent: int, errors: Any = None, forked: bool = False) -> None:
     """Entry point of a worker process: a user's mistake becomes one line and exit code 2,
     sent to the main process, which prints it once."""
@@ -420,7 +420,7 @@ def _worker_main(plan: _WorkPlan, slot: WorkerSlot, index: int, quota: int,
             disown_inherited_connections()  # the parent's; this worker opens its own
         # A parent killed outright (SIGKILL) cannot stop its workers: each notices it was
         # orphaned and stops after telling the storage how its current trial ended.
-        _work(plan, slot, index, quota, progress=None,
+        _work(plan, slot, index, tickets, progress=None,
               keep_going=lambda: os.getppid() == parent)
     except HPOError as error:
         if errors is None:
@@ -432,13 +432,13 @@ def _worker_main(plan: _WorkPlan, slot: WorkerSlot, index: int, quota: int,
         sys.exit(130)  # Ctrl-C reaches every process; the main one reports it
 
 
-def _work(plan: _WorkPlan, slot: WorkerSlot, index: int, quota: int, progress: Any,
+def _work(plan: _WorkPlan, slot: WorkerSlot, index: int, tickets: _Tickets, progress: Any,
           keep_going: Any = lambda: True) -> None:
     threads_before = torch.get_num_threads()
     torch.set_num_threads(slot.threads)
     try:
         with deferred_stop():
-            _run_trials(plan, slot, index, quota, progress,
+            _run_trials(plan, slot, index, tickets, progress,
                         lambda: keep_going() and not stop_requested())
         if stop_requested():
             raise KeyboardInterrupt
@@ -446,8 +446,8 @@ def _work(plan: _WorkPlan, slot: WorkerSlot, index: int, quota: int, progress: A
         torch.set_num_threads(threads_before)  # when run in the caller's process
 
 
-def _run_trials(plan: _WorkPlan, slot: WorkerSlot, index: int, quota: int, progress: Any,
-                keep_going: Any) -> None:
+def _run_trials(plan: _WorkPlan, slot: WorkerSlot, index: int, tickets: _Tickets,
+                progress: Any, keep_going: Any) -> None:
     study = plan.study
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     optuna_study = optuna.load_study(
@@ -459,24 +459,24 @@ def _run_trials(plan: _WorkPlan, slot: WorkerSlot, index: int, quota: int, progr
     deadline = time.monotonic() + (study.timeout or math.inf)
     guard, log = RepeatGuard(), error_log(plan.storage_url)
     done = 0
-    while done < quota and time.monotonic() <= deadline and keep_going():
+    while time.monotonic() <= deadline and keep_going():
         fail_stale_trials(optuna_study)
         if _study_is_full(study, optuna_study):
             break  # other hosts' runs of the same study filled it
         if plan.mode == "single":
-            trial = _next_trial(plan, optuna_study)
-            if trial is None:
+            asked_one = _next_trials(plan, optuna_study, tickets.take(1))
+            if not asked_one:
                 break
+            trial = asked_one[0]
             with heartbeat(optuna_study, trial):
                 ended = run_trial(study, optuna_study, trial, folds, slot.device,
                                   timeout=plan.trial_timeout, log=log)
             endings, asked = [(ended, str(trial.user_attrs.get("error", "")))], 1
         else:
-            trials = _next_trials(plan, optuna_study,
-                                  min(_batch_size(plan, done), quota - done))
+            trials = _next_trials(plan, optuna_study, tickets.take(_batch_size(plan, done)))
             if not trials:
                 break
-            refill = _Refill(plan, optuna_study, done, len(trials), quota, deadline,
+            refill = _Refill(plan, optuna_study, done, len(trials), tickets, deadline,
                              keep_going, progress)
             endings = run_batch(study, optuna_study, trials, folds, slot.device,
                                 force=plan.mode == "population", keep_going=keep_going,
@@ -495,22 +495,21 @@ def _run_trials(plan: _WorkPlan, slot: WorkerSlot, index: int, quota: int, progr
 class _Refill:
     """Asks the trials a rolling population takes in as its trials end
     (`hpo.runners.population.run_batch`): as many as a new batch would hold
-    (`_batch_size` of this worker's trials done and ended), within the worker's quota,
+    (`_batch_size` of this worker's trials done and ended), within the run's tickets,
     the study's time budget and its ``n_trials``."""
 
     _PROGRESS_SECONDS = 1.0  # the progress bar re-reads the whole storage: not every epoch
 
     def __init__(self, plan: _WorkPlan, optuna_study: optuna.Study, done: int, asked: int,
-                 quota: int, deadline: float, keep_going: Callable[[], bool],
+                 tickets: _Tickets, deadline: float, keep_going: Callable[[], bool],
                  progress: Callable[[], None] | None) -> None:
         self.plan, self.optuna_study = plan, optuna_study
-        self.done, self.asked, self.quota, self.deadline = done, asked, quota, deadline
+        self.done, self.asked, self.tickets, self.deadline = done, asked, tickets, deadline
         self.keep_going, self.progress = keep_going, progress
         self.shown = time.monotonic()
 
     def __call__(self, running: int, ended: int) -> list[optuna.Trial]:
-        count = min(_batch_size(self.plan, self.done + ended) - running,
-                    self.quota - self.done - self.asked)
+        count = _batch_size(self.plan, self.done + ended) - running
         if count <= 0 or time.monotonic() > self.deadline or not self.keep_going():
             return []
         if self.progress is not None and time.monotonic() > self.shown + self._PROGRESS_SECONDS:
@@ -518,14 +517,14 @@ class _Refill:
             self.shown = time.monotonic()
         if _study_is_full(self.plan.study, self.optuna_study):
             return []
-        trials = _next_trials(self.plan, self.optuna_study, count)
+        trials = _next_trials(self.plan, self.optuna_study, self.tickets.take(count))
         self.asked += len(trials)
         return trials
 
 
 def _study_is_full(study: Study, optuna_study: optuna.Study) -> bool:
     """Whether finished and running trials already make ``n_trials`` (never for a grid,
-    whose queue is its bound). Each run's quotas keep its own count exact; this keeps runs
+    whose queue is its bound). Each run's tickets keep its own count exact; this keeps runs
     started at once on several hosts from each doing the whole count."""
     if study.sampler == "grid":
         return False
@@ -571,6 +570,7 @@ def _batch_size(plan: _WorkPlan, done: int) -> int:
 
 
 def _next_trials(plan: _WorkPlan, optuna_study: optuna.Study, count: int) -> list[optuna.Trial]:
+    """Up to ``count`` trials (fewer where a grid's queue runs dry)."""
     trials = []
     for _ in range(count):
         trial = _next_trial(plan, optuna_study)
@@ -578,6 +578,31 @@ def _next_trials(plan: _WorkPlan, optuna_study: optuna.Study, count: int) -> lis
             break
         trials.append(trial)
     return trials
+
+
+class _Tickets:
+    """How many more trials a run may ask, drawn by its workers as they ask them.
+
+    One count shared by the worker processes (a lock-guarded shared integer): a worker whose
+    trials end early asks more instead of idling while another works through a fixed share
+    (with fixed halves, one of two workers was seen idle for the last sixth of a 100-trial
+    homework run; with workers of unequal speed it would be more). Tickets drawn for trials
+    a grid's empty queue did not give are simply not used: the grid's queue, not the
+    count, bounds its run.
+    """
+
+    def __init__(self, count: int, context: Any = multiprocessing, workers: int = 1) -> None:
+        self._left, self._workers = context.Value("q", count), workers
+
+    def take(self, wanted: int) -> int:
+        """Up to ``wanted`` tickets, and at most a worker's share of those left (0 when none
+        are): the first worker to ask must not take a whole population's worth and leave
+        the others little or nothing."""
+        with self._left.get_lock():
+            share = math.ceil(self._left.value / self._workers)
+            granted = max(0, min(wanted, share))
+            self._left.value -= granted
+        return int(granted)
 
 
 def _next_trial(plan: _WorkPlan, optuna_study: optuna.Study) -> optuna.Trial | None:
