@@ -33,7 +33,7 @@ class EarlierTrials:
     also holds the running trials numbered before ``number``.
 
     Optuna's percentile pruner reads a study through ``get_trials`` and ``direction`` only;
-    anything else is an AttributeError here (``tests/test_pruners.py`` checks both).
+    anything else is an AttributeError here, which ``tests/test_pruners.py`` would meet.
     """
 
     def __init__(self, study: Any, number: int) -> None:
