@@ -7,6 +7,9 @@ only when CUDA is available)."""
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import signal
 import subprocess
 import sys
 import threading
@@ -152,6 +155,34 @@ def space(trial):
 
 STUDY = Study(name="flaky", space=space, data=LabData(n=100, seed=0), n_trials=10)
 '''
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="workers are forked on Linux only")
+def test_a_worker_stopped_while_sending_its_error_still_exits_with_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Two workers fail at once: the parent stops the second (SIGTERM) as the first's error
+    # arrives, while the second is sending its own. Seen in CI as a traceback on stderr.
+    from hpo.runners import optuna_runner
+
+    def failing_work(*_args: Any, **_kwargs: Any) -> None:
+        raise ConfigError("the study file is wrong")
+
+    class StoppedWhileSending:
+        def put(self, message: str) -> None:
+            os.kill(os.getpid(), signal.SIGTERM)  # the parent's terminate() lands here
+
+    def worker() -> None:
+        def interrupt(*_args: Any) -> None:
+            raise KeyboardInterrupt  # the CLI's SIGTERM handler, which a forked worker inherits
+        signal.signal(signal.SIGTERM, interrupt)
+        optuna_runner._worker_main(None, None, 0, None,  # type: ignore[arg-type]
+                                   os.getppid(), StoppedWhileSending())
+
+    monkeypatch.setattr(optuna_runner, "_work", failing_work)
+    process = multiprocessing.get_context("fork").Process(target=worker)
+    process.start()
+    process.join(60)
+    assert process.exitcode == 2  # a traceback out of the process would give 1
 
 
 @pytest.mark.slow

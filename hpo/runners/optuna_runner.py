@@ -423,6 +423,9 @@ def _worker_main(plan: _WorkPlan, slot: WorkerSlot, index: int, tickets: _Ticket
         _work(plan, slot, index, tickets, progress=None,
               keep_going=lambda: os.getppid() == parent)
     except HPOError as error:
+        # Exiting anyway: the parent's SIGTERM (another worker's error stops the run) would
+        # raise KeyboardInterrupt inside this handler, a traceback instead of one line.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         if errors is None:
             print(f"hpo: error: {error}", file=sys.stderr)
         else:
