@@ -6,9 +6,9 @@ values at the same epoch. One trial at a time, every trial asked before the judg
 finished, and "finished" means "earlier". When trials train at once (a population, several
 workers), the earlier ones still training are left out: the trials asked while the study
 knew little are judged against even less, and nearly all run to their last epoch. The
-homework studies (TPE, 100 trials, one worker holding 64 at once) trained 29-33 epochs per
-trial that way, against 13 one at a time; counting the earlier running trials too, 14-15,
-at the same best R² (``benchmarks/README.md``).
+homework studies (TPE, 100 trials, one in-process worker) trained 31 epochs per trial
+that way, against 16 one at a time; counting the earlier running trials too, 15, at the
+same best R² (``benchmarks/bench_trees.py --single``, figures in ``benchmarks/README.md``).
 
 An earlier trial still running counts with the values it has reported (it is compared at
 an epoch only if it reached it), and toward ``n_startup_trials``. Trials asked later are
