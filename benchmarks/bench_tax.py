@@ -10,8 +10,9 @@ so start-up costs are not counted: they are a process's, not a trial's.
 The split times Optuna's calls by wrapping them: ``sampler`` is everything inside the
 sampler's methods (the storage reads they make included), ``pruner`` everything inside
 ``pruner.prune``, ``storage`` the storage calls made outside those two, ``tell`` the
-``Study.tell`` calls minus what of them is already counted; ``other`` is what is left: hpo's
-own Python, building each model's initial weights, the timing wrappers themselves.
+``Study.tell`` calls (and hpo's own ``tell``) minus what of them is already counted;
+``other`` is what is left: hpo's own Python, building each model's initial weights, the
+timing wrappers themselves.
 
 Run:  PYTHONPATH=. .venv/bin/python -u benchmarks/bench_tax.py --mode auto --repeats 3
       (PYTHONPATH=<another checkout> times that checkout with this script)
@@ -37,6 +38,7 @@ import torch._dynamo
 
 import hpo
 from hpo import LabData, RunOptions, Study
+from hpo.runners import population, trials
 from studies.lr_schedules import FAMILIES, homework_space
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -70,7 +72,7 @@ def instrument(detail: bool) -> None:
             setattr(cls, name, _timed("sampler", getattr(cls, name)))
     for cls in (optuna.pruners.PercentilePruner, optuna.pruners.MedianPruner,
                 optuna.pruners.NopPruner, optuna.pruners.SuccessiveHalvingPruner,
-                optuna.pruners.HyperbandPruner):
+                optuna.pruners.HyperbandPruner, *_hpo_pruners()):
         if "prune" in vars(cls):
             cls.prune = _timed("pruner", cls.prune)  # type: ignore[method-assign]
     storages = [optuna.storages.JournalStorage, optuna.storages.RDBStorage]
@@ -79,6 +81,21 @@ def instrument(detail: bool) -> None:
             if callable(value) and not name.startswith("_"):
                 setattr(cls, name, _timed(f"storage {name}" if detail else "storage", value))
     optuna.Study.tell = _timed("tell", optuna.Study.tell)  # type: ignore[method-assign]
+    # hpo's own tell (hpo.store.optuna_internals, where the tree timed has it), as the
+    # runners imported it.
+    for module in (population, trials):
+        if hasattr(module, "tell"):
+            module.tell = _timed("tell", module.tell)
+
+
+def _hpo_pruners() -> list[type]:
+    """hpo's own median and percentile pruners, where the tree timed has them (stop 15's
+    and later: ``hpo.study.pruners``)."""
+    try:
+        from hpo.study import pruners
+    except ImportError:
+        return []
+    return [pruners.MedianPruner, pruners.PercentilePruner]
 
 
 def run_once(family: str, trials: int, mode: str, pruner: str) -> tuple[float, float]:

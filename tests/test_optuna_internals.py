@@ -207,3 +207,22 @@ def test_a_pruner_that_writes_running_trials_is_not_served_by_a_view() -> None:
 
     for pruner in (optuna.pruners.SuccessiveHalvingPruner(), optuna.pruners.HyperbandPruner()):
         assert not PruningView.applies(optuna.create_study(pruner=pruner))
+
+
+@pytest.mark.filterwarnings("ignore:The value nan is not acceptable")  # both tells warn
+def test_tell_stores_what_study_tell_stores() -> None:
+    from hpo.store.optuna_internals import tell
+
+    studies = [optuna.create_study(direction="maximize") for _ in range(2)]
+    with relied_on("optuna.study._tell._tell_with_warning(study, trial, value_or_values, "
+                   "state)"):
+        for study, told in zip(studies, (tell, optuna.Study.tell), strict=True):
+            for value, state in ((0.5, None), (None, TrialState.PRUNED),
+                                 (None, TrialState.FAIL), (float("nan"), None)):
+                trial = study.ask()
+                trial.report(0.25, 1)
+                told(study, trial, value, state=state)
+        read = [[(t.state, t.values, t.intermediate_values) for t in s.trials] for s in studies]
+        assert read[0] == read[1]
+        assert [state for state, _, _ in read[0]] == [
+            TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.FAIL]

@@ -3,8 +3,10 @@ trials too (hpo.study.pruners)."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pytest
 from optuna.trial import TrialState
@@ -25,30 +27,64 @@ def _reported(study: optuna.Study, values: list[float]) -> optuna.Trial:
     return trial
 
 
-@pytest.mark.parametrize("ours, optunas", [
-    (pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1),
-     optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)),
-    (pruners.PercentilePruner(25.0, n_startup_trials=2, n_warmup_steps=1),
-     optuna.pruners.PercentilePruner(25.0, n_startup_trials=2, n_warmup_steps=1))])
+_CONFIGS = [  # (percentile or None for the median, keyword arguments)
+    (None, {"n_startup_trials": 2, "n_warmup_steps": 1}),
+    (25.0, {"n_startup_trials": 2, "n_warmup_steps": 1}),
+    (None, {"n_startup_trials": 0, "n_warmup_steps": 0, "interval_steps": 2}),
+    (75.0, {"n_startup_trials": 3, "n_warmup_steps": 2, "n_min_trials": 4}),
+    (10.0, {"n_startup_trials": 1, "n_warmup_steps": 0, "interval_steps": 3,
+            "n_min_trials": 2}),
+]
+
+
+def _pair(percentile: float | None, kwargs: dict[str, int]
+          ) -> tuple[optuna.pruners.BasePruner, optuna.pruners.BasePruner]:
+    if percentile is None:
+        return pruners.MedianPruner(**kwargs), optuna.pruners.MedianPruner(**kwargs)
+    return (pruners.PercentilePruner(percentile, **kwargs),
+            optuna.pruners.PercentilePruner(percentile, **kwargs))
+
+
+@pytest.mark.filterwarnings("ignore:All-NaN slice")  # Optuna's, on the all-NaN trial
+@pytest.mark.parametrize("direction", ["maximize", "minimize"])
+@pytest.mark.parametrize("percentile, kwargs", _CONFIGS)
 def test_one_at_a_time_it_decides_as_optunas_own(
-        ours: optuna.pruners.BasePruner, optunas: optuna.pruners.BasePruner) -> None:
-    # Every earlier trial has ended when a trial is judged: nothing more to count.
-    studies = [_study(ours), _study(optunas)]
-    decisions: list[list[bool]] = [[], []]
-    for number in range(12):
+        percentile: float | None, kwargs: dict[str, int], direction: str) -> None:
+    # Every earlier trial has ended when a trial is judged: nothing more to count. The
+    # values repeat (ties), some are NaN, and one trial reports only NaN.
+    ours, optunas = _pair(percentile, kwargs)
+    studies = [optuna.create_study(direction=direction, pruner=p) for p in (ours, optunas)]
+    decisions: list[list[tuple[int, bool]]] = [[], []]
+    for number in range(30):
         for study, decided in zip(studies, decisions, strict=True):
             trial = study.ask()
-            for step in range(1, 6):
-                trial.report(((number * 7) % 12) / 12 * step / 5, step)
-                if trial.should_prune():
-                    decided.append(True)
+            for step in range(1, 8):
+                value = ((number * 7) % 12) / 12 * step / 7
+                if number % 9 == 4 or (number % 5 == 3 and step == 2):
+                    value = math.nan
+                trial.report(value, step)
+                decided.append((step, trial.should_prune()))
+                if decided[-1][1]:
                     study.tell(trial, state=TrialState.PRUNED)
                     break
             else:
-                decided.append(False)
                 study.tell(trial, (number * 7) % 12 / 12)
     assert decisions[0] == decisions[1]
-    assert any(decisions[0]) and not all(decisions[0])  # both outcomes were tested
+    assert {d for _, d in decisions[0]} == {True, False}  # both outcomes were tested
+
+
+def test_its_percentile_is_numpys_to_the_last_bit() -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(3000):
+        values = [float(v) for v in rng.choice([0.0, -0.0, 0.5, 1.0, -2.5, math.inf, -math.inf],
+                                                  size=int(rng.integers(1, 6)))]
+        values += [float(v) for v in rng.normal(size=int(rng.integers(0, 40)))]
+        q = float(rng.choice([0.0, 10.0, 25.0, 50.0, 75.0, 90.0, 100.0, rng.uniform(0, 100)]))
+        with np.errstate(invalid="ignore"):
+            expected = float(np.nanpercentile(np.array(values, dtype=float), q))
+        got = pruners.percentile(values, q)
+        assert got == expected or (math.isnan(got) and math.isnan(expected)), (values, q)
+    assert math.isnan(pruners.percentile([], 50.0))
 
 
 def test_earlier_running_trials_count_and_later_ones_do_not() -> None:

@@ -67,7 +67,7 @@ from hpo.runners.trials import (
     run_trial,
 )
 from hpo.store.batching import batched_writes
-from hpo.store.optuna_internals import PruningView, heartbeat
+from hpo.store.optuna_internals import PruningView, heartbeat, tell
 from hpo.study.config import Study
 from hpo.train.batched import (
     Member,
@@ -226,7 +226,7 @@ class _Entry:
              ended: str = "complete") -> None:
         """Tell how the trial ended (``ended``: as run_trial returns it) unless already told."""
         if self.open:
-            self.optuna_study.tell(self.trial, value, state=state)
+            tell(self.optuna_study, self.trial, value, state=state)
             self.open = False
             self.ended = ended
 

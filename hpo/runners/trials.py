@@ -34,7 +34,7 @@ from hpo.runners.faults import (
 )
 from hpo.store.attrs import record_trial_attrs
 from hpo.store.batching import batched_writes
-from hpo.store.optuna_internals import PruningView, storage_of, trial_handle
+from hpo.store.optuna_internals import PruningView, storage_of, tell, trial_handle
 from hpo.store.storage import exclusive_claims
 from hpo.study.config import Study
 from hpo.train.objective import evaluate
@@ -183,14 +183,14 @@ def run_trial(study: Study, optuna_study: optuna.Study, trial: optuna.Trial,
                 value = evaluate(params, folds, reporter, seed=study.seed + trial.number,
                                  device=device, score=study.score, seeds=study.seeds)
         except optuna.TrialPruned:
-            optuna_study.tell(trial, state=TrialState.PRUNED)
+            tell(optuna_study, trial, state=TrialState.PRUNED)
             return "pruned"
         except (Exception, KeyboardInterrupt, SystemExit) as error:
             reason = fail_trial(optuna_study, trial, reporter, error, log)
             if reason == "interrupted":
                 raise
             return reason
-        optuna_study.tell(trial, value)
+        tell(optuna_study, trial, value)
         return "complete"
 
 

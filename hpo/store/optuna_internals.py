@@ -18,6 +18,9 @@ silently changing how trials are stored:
   trial, run here around trials driven by ask/tell;
 - ``Trial._trial_id``: to set a trial system attribute through the storage's public
   ``set_trial_system_attr`` (``Trial.set_system_attr`` is deprecated);
+- ``optuna.study._tell._tell_with_warning``: what ``Study.tell`` does, without the trial it
+  reads back from the storage and deep-copies (history and all) to return, which hpo never
+  reads: ``tell``;
 - ``Trial._cached_frozen_trial`` and what ``MedianPruner``/``PercentilePruner.prune`` read
   (the study's ``get_trials`` and ``direction``, the trial's own values): ``PruningView``
   lets a population's models be judged on one read of the study per epoch.
@@ -41,6 +44,7 @@ from optuna.storages._heartbeat import get_heartbeat_thread, is_heartbeat_enable
 from optuna.storages.journal import JournalFileBackend
 from optuna.storages.journal._storage import JournalOperation
 from optuna.study import StudyDirection
+from optuna.study._tell import _tell_with_warning
 from optuna.trial import FrozenTrial, TrialState
 
 # Records written many times per trial: an epoch's R², a trial's attributes and params.
@@ -247,6 +251,14 @@ def fail_stale_trials(optuna_study: optuna.Study) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "experimental" and "use Study.optimize" notes
         optuna.storages.fail_stale_trials(optuna_study)
+
+
+def tell(optuna_study: optuna.Study, trial: optuna.Trial, value: float | None = None,
+         state: TrialState | None = None) -> None:
+    """``optuna_study.tell(trial, value, state=state)``, returning nothing: Study.tell then
+    reads the trial back and deep-copies it for its return value, about half its cost in a
+    population (``benchmarks/bench_tax.py --split``, ``tell`` column)."""
+    _tell_with_warning(study=optuna_study, trial=trial, value_or_values=value, state=state)
 
 
 def set_trial_system_attr(trial: optuna.Trial, key: str, value: Any) -> None:

@@ -81,6 +81,19 @@ class StackedOptimizer:
         """How many steps each model has taken (Adam's bias correction)."""
         return self.steps if self.joined is None else self.steps - self.joined
 
+    def adam_corrections(self) -> tuple[torch.Tensor, float | torch.Tensor]:
+        """This step's Adam step size (lr over the first moment's bias correction) and the
+        square root of the second moment's bias correction, per model."""
+        beta1, beta2 = _BETAS
+        steps = self.model_steps()
+        if not isinstance(steps, torch.Tensor):  # every model joined at the start
+            return self.lr / (1 - beta1**steps), (1 - beta2**steps) ** 0.5
+        # torch.pow and torch.rsub, not ``1 - beta**steps``: Python's reflected operators on
+        # a tensor go through torch's Python wrappers, several times the cost of these
+        # tiny ops (about 4% of a population's step, measured with py-spy).
+        return (self.lr / torch.rsub(torch.pow(beta1, steps), 1),
+                torch.rsub(torch.pow(beta2, steps), 1).sqrt())
+
     def set_lr(self, lrs: torch.Tensor) -> None:
         """This epoch's learning rate of every model still training, in model-axis order."""
         self.lr = lrs.to(self.dtype).view(self.column_shape)
@@ -139,9 +152,8 @@ def _adam_step(opt: StackedOptimizer, state: dict[str, torch.Tensor], key: str,
     m, v = state[f"{key}_m"], state[f"{key}_v"]
     m.lerp_(grad, 1 - beta1)
     v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-    steps = opt.model_steps()
-    step_size = opt.lr / (1 - beta1**steps)
-    denom = v.sqrt() / (1 - beta2**steps) ** 0.5 + _ADAM_EPS
+    step_size, correction2_sqrt = opt.adam_corrections()
+    denom = (v.sqrt() / correction2_sqrt).add_(_ADAM_EPS)
     return weight - step_size * (m / denom)
 
 
