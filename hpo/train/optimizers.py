@@ -98,10 +98,6 @@ class StackedOptimizer:
         """This epoch's learning rate of every model still training, in model-axis order."""
         self.lr = lrs.to(self.dtype).view(self.column_shape)
 
-    def zero_grad(self) -> None:
-        for weight in self.weights:
-            weight.grad = None
-
     @torch.no_grad()
     def step(self) -> None:
         self.steps += 1
