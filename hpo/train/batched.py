@@ -312,9 +312,10 @@ class Population:
 
         The views, not ``flat``, are the leaves that autograd fills: views taken of a
         ``flat`` that required grad would be taken again every step, and the backward
-        pass would run one node per view and one for the split (measured: 7% of a
-        population's training step). `_flat_grad` gathers their gradients in one row per
-        model for the optimizer, which updates ``flat``, and so the views, in place.
+        pass would run one node per view and one for the split (``bench_population.py
+        scaling``: 0.56 against 0.52 ms per model-epoch at 8 models, 2026-12-04).
+        `_flat_grad` gathers their gradients in one row per model for the optimizer, which
+        updates ``flat``, and so the views, in place.
         """
         self.flat = flat.detach()
         self.weights = [chunk.view(-1, *shape).requires_grad_()

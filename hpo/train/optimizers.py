@@ -89,8 +89,7 @@ class StackedOptimizer:
         if not isinstance(steps, torch.Tensor):  # every model joined at the start
             return self.lr / (1 - beta1**steps), (1 - beta2**steps) ** 0.5
         # torch.pow and torch.rsub, not ``1 - beta**steps``: Python's reflected operators on
-        # a tensor go through torch's Python wrappers, several times the cost of these
-        # tiny ops (about 4% of a population's step, measured with py-spy).
+        # a tensor go through torch's Python wrappers, which cost more than these tiny ops.
         return (self.lr / torch.rsub(torch.pow(beta1, steps), 1),
                 torch.rsub(torch.pow(beta2, steps), 1).sqrt())
 
