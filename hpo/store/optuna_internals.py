@@ -299,7 +299,8 @@ class PruningView:
 
     def get_trials(self, deepcopy: bool = True,
                    states: Container[TrialState] | None = None) -> list[FrozenTrial]:
-        trials = [t for t in self._trials if states is None or t.state in states]
+        trials = (list(self._trials) if states is None  # a copy: the caller may change it
+                  else [t for t in self._trials if t.state in states])
         return copy.deepcopy(trials) if deepcopy else trials
 
     def should_prune(self, trial: optuna.Trial) -> bool:

@@ -36,6 +36,8 @@ import optuna
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+_COMPLETE, _RUNNING = TrialState.COMPLETE, TrialState.RUNNING  # read once per trial judged
+
 
 @dataclass(frozen=True)
 class _Rule:
@@ -56,10 +58,10 @@ class _Rule:
             return False
         if not self._first_in_interval(step, trial.intermediate_values):
             return False
-        counted, at_step = 0, []
+        counted, at_step, number = 0, [], trial.number
         for other in study.get_trials(deepcopy=False, states=None):
-            if other.state == TrialState.COMPLETE or (
-                    other.state == TrialState.RUNNING and other.number < trial.number):
+            state = other.state
+            if state == _COMPLETE or (state == _RUNNING and other.number < number):
                 counted += 1
                 value = other.intermediate_values.get(step)
                 if value is not None:
