@@ -21,8 +21,8 @@ check, written out here over one pass of the study's trials, with the percentile
 as ``numpy.nanpercentile`` computes it (its default linear method, the same floating-point
 operations; a test compares the two on random values). A population judges every model
 every epoch, and Optuna's calls (a filtered copy of the trials, then ``nanpercentile`` on a
-short list) cost twice as much: ``benchmarks/bench_tax.py --split``, ``pruner`` column,
-0.08 s against 0.04 s per 100 homework trials of one worker (2026-12-04).
+short list) cost four times as much: ``benchmarks/bench_tax.py --split``, ``pruner``
+column, 0.08 s against 0.02 s per 100 homework trials of one worker (2026-12-04).
 """
 
 from __future__ import annotations
