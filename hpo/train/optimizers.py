@@ -61,6 +61,7 @@ class StackedOptimizer:
         self.momentum = joined(self.momentum, [float(p.get("momentum") or 0.0) for p in params])
         self.nesterov = joined(self.nesterov, [float(bool(p.get("nesterov"))) for p in params])
         self.any_nesterov = bool(self.nesterov.any())
+        self.any_weight_decay = bool(self.weight_decay.any())
         self.lr = joined(self.lr, [float(p["lr"]) for p in params])
 
     def admit(self, params: Sequence[Mapping[str, Any]], weights: list[torch.Tensor]) -> None:
@@ -121,9 +122,12 @@ class StackedOptimizer:
         if self.joined is not None:
             self.joined = self.joined[index]
         self.any_nesterov = bool(self.nesterov.any())
+        self.any_weight_decay = bool(self.weight_decay.any())
         self.state = [{k: v[index] for k, v in state.items()} for state in self.state]
 
     def _with_l2(self, weight: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+        if not self.any_weight_decay:  # as torch adds nothing for weight_decay 0
+            return grad
         return grad + self.weight_decay * weight
 
 
