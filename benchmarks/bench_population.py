@@ -48,7 +48,7 @@ import hpo
 from hpo import CsvData, LabData, Mtcars, RunOptions, Study
 from hpo.data import prepare_folds
 from hpo.store.attrs import trial_history_rows
-from hpo.train.batched import train_population
+from hpo.train.batched import Population, train_population
 from hpo.train.objective import train_params
 from search_spaces import (
     Choice,
@@ -294,11 +294,27 @@ def scaling(args: argparse.Namespace) -> None:
             seconds, _ = timed(lambda size=size: train_population(
                 [params] * size, fold, list(range(size))))
             rows.setdefault(f"population {size}", []).append(seconds / epochs / size)
+        for size in (1, 8, 64, 256):  # the step time alone: the models built beforehand
+            rows.setdefault(f"population {size}, epochs", []).append(
+                epochs_only(fold, size, epochs) / epochs / size)
         for size in (64,):
             seconds = vmap_epochs(fold, size, epochs)
             rows.setdefault(f"torch.func vmap {size}", []).append(seconds / epochs / size)
     for name, values in rows.items():
         print(f"scaling: {name:22s} {statistics.median(values) * 1000:8.3f} ms per model-epoch")
+
+
+def epochs_only(fold: Any, size: int, epochs: int) -> float:
+    """Seconds for ``epochs`` epochs of a population of ``size`` lab models, timed after
+    its first epoch: without building each model's initial weights (`train_population`'s
+    rows above include it, a cost per model, not per epoch)."""
+    population = Population([{**HOMEWORK, "epochs": 10_000}] * size, fold, list(range(size)),
+                            torch.device("cpu"))
+    population.epoch(1, None)
+    start = time.perf_counter()
+    for epoch in range(2, epochs + 2):
+        population.epoch(epoch, None)
+    return time.perf_counter() - start
 
 
 def vmap_epochs(fold: Any, size: int, epochs: int) -> float:
