@@ -36,10 +36,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import statistics
+import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -50,7 +51,7 @@ from hpo import LabData, RunOptions
 from hpo.data import prepare_folds
 from hpo.runners.devices import plan_workers, resolve_devices
 from hpo.study.file import load_from_file
-from hpo.train.batched import Population, train_population
+from hpo.train.batched import train_population
 from hpo.train.objective import train_params
 from search_spaces import (
     FAMILIES,
@@ -61,23 +62,10 @@ from search_spaces import (
 )
 from studies.lr_schedules import FAMILIES as HOMEWORK_FAMILIES
 
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_population import epochs_only
+
 STUDY_FILE = "studies/lr_schedules.py"
-LAB = {"hidden_layers": 2, "width": 20, "activation": "tanh", "batch_norm": False,
-       "dropout": 0.0, "optimizer": "adam", "weight_decay": 0.0, "lr": 0.01,
-       "scheduler": "cosine", "cosine_floor_fraction": 0.01, "batch_size": 64}
-
-
-def _sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize(device)
-
-
-def timed(device: str, fn: Callable[[], Any]) -> float:
-    _sync(device)
-    start = time.perf_counter()
-    fn()
-    _sync(device)
-    return time.perf_counter() - start
 
 
 def devices(args: argparse.Namespace) -> None:
@@ -158,11 +146,10 @@ def parity(args: argparse.Namespace) -> None:
 
 
 def scaling(args: argparse.Namespace) -> None:
-    """Epochs of one population, timed after its first (building the models' initial weights
-    through nn.Modules, a CPU cost per model, is left out: at thousands of models it would
-    outweigh a GPU's epochs)."""
+    """Epochs of one population of lab models (`bench_population.epochs_only`: building
+    their initial weights through nn.Modules, a CPU cost per model, is left out; at
+    thousands of models it would outweigh a GPU's epochs)."""
     fold = prepare_folds(LabData(n=1000, seed=0), test_size=0.3, seed=0)[0]
-    params = {**LAB, "epochs": 10_000}  # nobody leaves while timed
     sizes = [int(s) for s in args.sizes.split(",")]
     places = [args.device] if args.device == "cpu" else [args.device, "cpu"]
     epochs = 5
@@ -170,17 +157,8 @@ def scaling(args: argparse.Namespace) -> None:
         for size in sizes:
             if device == "cpu" and size > args.cpu_max:
                 continue
-            population = Population([params] * size, fold, list(range(size)),
-                                    torch.device(device))
-            population.epoch(1, None)  # first calls pay set-up
-            done = [1]
-
-            def train(population: Population = population, done: list[int] = done) -> None:
-                for _ in range(epochs):
-                    done[0] += 1
-                    population.epoch(done[0], None)
-
-            seconds = statistics.median(timed(device, train) for _ in range(args.repeats))
+            seconds = statistics.median(epochs_only(fold, size, epochs, device)
+                                        for _ in range(args.repeats))
             print(f"scaling on {device}: population {size:5d}: "
                   f"{seconds / epochs / size * 1000:8.4f} ms per model-epoch, "
                   f"{size * epochs / seconds:9.0f} model-epochs/s")

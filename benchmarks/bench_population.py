@@ -304,16 +304,21 @@ def scaling(args: argparse.Namespace) -> None:
         print(f"scaling: {name:22s} {statistics.median(values) * 1000:8.3f} ms per model-epoch")
 
 
-def epochs_only(fold: Any, size: int, epochs: int) -> float:
+def epochs_only(fold: Any, size: int, epochs: int, device: str = "cpu") -> float:
     """Seconds for ``epochs`` epochs of a population of ``size`` lab models, timed after
     its first epoch: without building each model's initial weights (`train_population`'s
-    rows above include it, a cost per model, not per epoch)."""
+    rows above include it, a cost per model, not per epoch). On a GPU the clock waits for
+    its queued work."""
     population = Population([{**HOMEWORK, "epochs": 10_000}] * size, fold, list(range(size)),
-                            torch.device("cpu"))
-    population.epoch(1, None)
+                            torch.device(device))
+    population.epoch(1, None)  # first calls pay set-up
+    if device.startswith("cuda"):
+        torch.cuda.synchronize(device)
     start = time.perf_counter()
     for epoch in range(2, epochs + 2):
         population.epoch(epoch, None)
+    if device.startswith("cuda"):
+        torch.cuda.synchronize(device)
     return time.perf_counter() - start
 
 

@@ -101,3 +101,12 @@ def test_select_studies_by_name() -> None:
     assert [s.name for s in select_studies(studies, ["lr-step"])] == ["lr-step"]
     with pytest.raises(StudyFileError, match="valid names are 'lr-exponential'"):
         select_studies(studies, ["lr-linear"])
+
+
+def test_the_samplers_that_learn_are_samplers_hpo_offers() -> None:
+    # The runner sizes its first batches by this set (hpo.runners.optuna_runner._batch_size):
+    # a sampler renamed or removed in one place but not the other would change that quietly.
+    from hpo.study.algorithms import LEARNING_SAMPLERS, SAMPLERS
+
+    assert set(SAMPLERS) >= LEARNING_SAMPLERS
+    assert {"grid", "random"}.isdisjoint(LEARNING_SAMPLERS)

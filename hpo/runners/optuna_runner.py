@@ -60,7 +60,7 @@ from hpo.store.storage import (
     resolve_storage,
 )
 from hpo.store.summary import counted_trials, finished_count, retried_numbers
-from hpo.study.algorithms import make_pruner, make_sampler
+from hpo.study.algorithms import LEARNING_SAMPLERS, make_pruner, make_sampler
 from hpo.study.config import Study
 from search_spaces.values import is_int
 
@@ -68,8 +68,6 @@ _EXIT_USER_ERROR = 2
 _STOP_WAIT_SECONDS = 60
 MODES = ("auto", "population", "single")
 _FIRST_BATCH = 8
-# Samplers whose next point depends on the trials that ended (hpo.study.algorithms).
-_LEARNING_SAMPLERS = frozenset({"tpe", "gp", "cmaes"})
 
 
 @dataclass(frozen=True)
@@ -552,11 +550,9 @@ def _batch_size(plan: _WorkPlan, done: int) -> int:
     The sampler learns from ended trials only: those asked before any ended are guesses
     (TPE's first 10 are random anyway). Starting from a quarter of the study caps the
     guessing there, and the places fill as trials end: more places at once train a
-    model-epoch for less, fewer asked blind keep a small study's search a search (a
-    scratch comparison, not kept, found the homework's best R² unchanged either way at 100
-    trials, and all 30 trials of a 30-trial study asked at once, a random search, slightly
-    below). ``done`` counts this worker's trials; each of several workers starts from its
-    share, so the study as a whole starts from the same count as one worker does.
+    model-epoch for less, fewer asked blind keep a small study's search a search.
+    ``done`` counts this worker's trials; each of several workers starts from its share,
+    so the study as a whole starts from the same count as one worker does.
 
     A sampler that learns nothing (grid, random, QMC) asks all at once: the median and
     percentile pruners judge a trial against the earlier ones still training too
@@ -566,7 +562,7 @@ def _batch_size(plan: _WorkPlan, done: int) -> int:
     """
     if plan.mode == "single":
         return 1
-    if plan.study.sampler not in _LEARNING_SAMPLERS and plan.study.pruner != "hyperband":
+    if plan.study.sampler not in LEARNING_SAMPLERS and plan.study.pruner != "hyperband":
         return plan.population_size
     first = max(_FIRST_BATCH, plan.study.n_trials // 4)
     return min(plan.population_size, max(done, math.ceil(first / plan.workers)))

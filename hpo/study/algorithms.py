@@ -53,6 +53,9 @@ _PRUNERS: dict[str, Callable[[], BasePruner]] = {
 }
 
 SAMPLERS = tuple(_SAMPLERS)
+# The samplers whose next point depends on the trials that ended (the others: grid, random
+# and QMC points are fixed in advance).
+LEARNING_SAMPLERS = frozenset({"tpe", "gp", "cmaes"})
 PRUNERS = tuple(_PRUNERS)
 # Pruners only the Ray runner offers (Ray Tune's ASHAScheduler, built in hpo.runners.asha).
 RAY_PRUNERS = ("asha",)
