@@ -8,7 +8,10 @@ weights and data order (each from the model's own seed, drawn exactly as the one
 path draws them), learning rate and its schedule, optimizer and its knobs, weight decay,
 dropout rate. Weights are stacked along a leading model axis, ``(models, in, out)``, and
 each layer is one ``baddbmm``; the optimizers are written out on the stacked tensors with
-one value per model (torch's own formulas), so one Python step trains every model.
+one value per model (torch's own formulas), so one Python step trains every model. A plain
+stack (one activation, no batch norm, dropout, nor models of different depths) steps with
+its gradients written out, autograd's bit for bit (`hpo.train._backprop`); any other stack
+through autograd.
 ``benchmarks/bench_population.py`` measures this against ``torch.func.stack_module_state``
 + ``vmap`` (slower here: see benchmarks/README.md).
 
@@ -38,6 +41,7 @@ import torch
 from torch import nn
 
 from hpo.data import Fold
+from hpo.train._backprop import DERIVATIVES, mse_step
 from hpo.train._scores import padded, scores
 from hpo.train._scores import rows as _rows
 from hpo.train._stacked import Layout, stack
@@ -227,6 +231,11 @@ class Population:
                          for name in self.present)
         self.padded = [moves_zero and not bool(units.all()) for units in masks.units]
         self.passes = [not bool(deeper.all()) for deeper in masks.deeper]
+        # A plain stack (one activation, no batch norm, dropout or shallower model) steps with
+        # its gradients written out (hpo.train._backprop): a third of a step was autograd's.
+        self.plain = (not self.any_bn and not self.any_dropout and not any(self.padded)
+                        and not any(self.passes) and len(self.blocks) == 1
+                        and self.present[0] in DERIVATIVES)
 
     def fits(self, params: Mapping[str, Any]) -> bool:
         """Whether a model of ``params`` can join (`admit`): the same group key, within the
@@ -322,15 +331,13 @@ class Population:
                         for chunk, shape in zip(self.flat.split(self.sizes, 1), self.shapes,
                                                 strict=True)]
 
-    def _flat_grad(self) -> None:
-        """``flat.grad``: every view's gradient, one row per model, as ``flat`` holds them."""
-        self.flat.grad = torch.cat([w.grad.reshape(len(w), -1) if w.grad is not None
-                                    else torch.zeros(len(w), size, dtype=w.dtype,
-                                                     device=w.device)
-                                    for w, size in zip(self.weights, self.sizes, strict=True)],
-                                   1)
-        for weight in self.weights:
-            weight.grad = None
+    def _flat_grad(self, grads: Sequence[torch.Tensor | None]) -> None:
+        """``flat.grad``: each view's gradient in ``grads`` (None: zeros), one row per model,
+        as ``flat`` holds them."""
+        models = len(self.flat)
+        self.flat.grad = torch.cat([g.reshape(models, -1) if g is not None
+                                    else self.flat.new_zeros(models, size)
+                                    for g, size in zip(grads, self.sizes, strict=True)], 1)
 
     def _loss_rows(self, train: torch.Tensor, test: torch.Tensor) -> dict[int, dict[str, float]]:
         """Each model's losses, copied to the host only when something reads them."""
@@ -351,10 +358,18 @@ class Population:
             batch = slice(begin, begin + self.batch_size)
             rows = (real[:, batch] if real is not None and begin + self.batch_size > padded_from
                     else None)
-            out = self._forward(xs[:, batch], training=True, rows=rows)  # (models, batch, out)
-            loss = _mse(out, ys[:, batch], rows)
-            loss.sum().backward()  # models share no weight: each gets its own gradient
-            self._flat_grad()
+            if self.plain and rows is None:
+                loss, out, grads = mse_step(self.weights, self.layout.per_layer,
+                                            self.layout.depth, self.activations[self.present[0]],
+                                            self.present[0], xs[:, batch], ys[:, batch])
+                self._flat_grad(grads)
+            else:
+                out = self._forward(xs[:, batch], training=True, rows=rows)  # (models, batch, out)
+                loss = _mse(out, ys[:, batch], rows)
+                loss.sum().backward()  # models share no weight: each gets its own gradient
+                self._flat_grad([w.grad for w in self.weights])
+                for weight in self.weights:
+                    weight.grad = None
             self.optimizer.step()
             losses.append(loss.detach())
             outs.append(out.detach())
