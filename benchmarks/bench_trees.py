@@ -13,7 +13,9 @@ single``: what Optuna's own loop does), as the best R² to match.
     PYTHONPATH=. .venv/bin/python -u benchmarks/bench_trees.py --before /tmp/before \\
         --trials 300 --repeats 2
 
-``--population-size`` sets ``RunOptions.population_size`` on both sides.
+``--population-size`` sets ``RunOptions.population_size`` on both sides; ``--workers 2``
+runs two forked worker processes on both sides instead of one in-process worker (trials
+then interleave as the two processes race, so epochs and best R² differ run to run).
 """
 
 from __future__ import annotations
@@ -37,11 +39,11 @@ import hpo
 from hpo import LabData, RunOptions, Study
 from studies.lr_schedules import homework_space
 optuna.logging.set_verbosity(optuna.logging.WARNING)
-trials, family, size, seed, mode = (int(sys.argv[1]), sys.argv[2], int(sys.argv[3]),
-                                    int(sys.argv[4]), sys.argv[5])
+trials, family, size, seed, mode, workers = (int(sys.argv[1]), sys.argv[2], int(sys.argv[3]),
+                                             int(sys.argv[4]), sys.argv[5], int(sys.argv[6]))
 study = Study(name="w", space=homework_space(family), data=LabData(n=1000), sampler="tpe",
               pruner="median", n_trials=trials, seed=seed)
-options = RunOptions(storage=f"{tempfile.mkdtemp()}/b.journal", workers=1, progress=False,
+options = RunOptions(storage=f"{tempfile.mkdtemp()}/b.journal", workers=workers, progress=False,
                      population_size=size, mode=mode)
 start = time.perf_counter()
 result = hpo.run(study, options)
@@ -60,6 +62,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--families", default="cosine,step,exponential")
     parser.add_argument("--population-size", type=int, default=64)
+    parser.add_argument("--workers", type=int, default=1,
+                        help="worker processes (forked: the study's space is a closure); "
+                             "1: one in-process worker")
     parser.add_argument("--single", action="store_true",
                         help="also run this checkout one trial at a time")
     args = parser.parse_args()
@@ -75,7 +80,8 @@ def main() -> None:
             order = list(sides) if repeat % 2 == 0 else list(sides)[::-1]
             for name in order:
                 tree, mode = sides[name]
-                run = _fresh_run(tree, args.trials, family, args.population_size, repeat, mode)
+                run = _fresh_run(tree, args.trials, family, args.population_size, repeat, mode,
+                                 args.workers)
                 runs[name].append(run)
                 print(f"#{repeat} {family:12s} {name:6s} {run['seconds']:6.2f} s, epochs "
                       f"{run['epochs']}, complete {run['complete']}, best R² "
@@ -96,9 +102,9 @@ def main() -> None:
 
 
 def _fresh_run(tree: str, trials: int, family: str, size: int, seed: int,
-               mode: str) -> dict[str, float]:
+               mode: str, workers: int) -> dict[str, float]:
     out = subprocess.run([sys.executable, "-c", _ONE_RUN, str(trials), family, str(size),
-                          str(seed), mode],
+                          str(seed), mode, str(workers)],
                          cwd=tree, env={**os.environ, "PYTHONPATH": tree}, capture_output=True,
                          text=True, check=True)
     result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
