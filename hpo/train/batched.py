@@ -166,8 +166,10 @@ class Population:
         stacked = stack(self.layout, [specs[m] for m in axis], [seeds[m] for m in axis],
                         device)
         self.masks, self.buffers = stacked.masks, stacked.buffers
-        # The layer a one-at-a-time model uses (elementwise: it acts on stacked models alike).
-        self.activations = {name: ACTIVATIONS[name]() for name in stacked.masks.activations}
+        # The layer a one-at-a-time model uses (elementwise: it acts on stacked models alike),
+        # its forward called directly: a module's call checks for hooks first, 5% of a step.
+        self.activations = {name: ACTIVATIONS[name]().forward
+                            for name in stacked.masks.activations}
         n_params = dict(zip(axis, stacked.n_params, strict=True))
         self.members = [Member(i, p, s, n_params[i])
                         for i, (p, s) in enumerate(zip(params, seeds, strict=True))]
@@ -265,7 +267,7 @@ class Population:
         self.generators += [torch.Generator().manual_seed(s) for s in seeds]
         self.schedules.add(params)
         for name in stacked.masks.activations:
-            self.activations.setdefault(name, ACTIVATIONS[name]())
+            self.activations.setdefault(name, ACTIVATIONS[name]().forward)
         rows = torch.cat([w.detach().reshape(len(w), -1) for w in stacked.weights], 1)
         self._set_flat(torch.cat([self.flat, rows]))
         self.buffers = [torch.cat([a, b]) for a, b in zip(self.buffers, stacked.buffers,
