@@ -236,8 +236,8 @@ class Population:
         # A plain stack (one activation, no batch norm, dropout or shallower model) steps with
         # its gradients written out (hpo.train._backprop): a third of a step was autograd's.
         self.plain = (not self.any_bn and not self.any_dropout and not any(self.padded)
-                        and not any(self.passes) and len(self.blocks) == 1
-                        and self.present[0] in DERIVATIVES)
+                      and not any(self.passes) and len(self.blocks) == 1
+                      and self.present[0] in DERIVATIVES)
 
     def fits(self, params: Mapping[str, Any]) -> bool:
         """Whether a model of ``params`` can join (`admit`): the same group key, within the
