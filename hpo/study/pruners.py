@@ -98,7 +98,8 @@ def _best(values: Iterable[float], maximize: bool) -> float:
 
 def percentile(values: list[float], q: float) -> float:
     """``numpy.percentile(values, q)`` (linear interpolation) with the same floating-point
-    operations, so the same result to the last bit; NaN for no values."""
+    operations, so the same value (a zero's sign aside: numpy's partition and ``sorted``
+    may order +0.0 and -0.0, which compare equal, differently); NaN for no values."""
     if not values:
         return math.nan
     ordered = sorted(values)

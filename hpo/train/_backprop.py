@@ -18,9 +18,12 @@ import torch
 
 _aten = torch.ops.aten
 
+Activation = Callable[[torch.Tensor], torch.Tensor]
+Derivative = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
 # name -> grad of the pre-activation z from (grad of the output, z, output): the kernel
 # autograd's own backward of each `search_spaces.ACTIVATIONS` layer (default arguments) runs.
-DERIVATIVES: dict[str, Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]] = {
+DERIVATIVES: dict[str, Derivative] = {
     "tanh": lambda grad, _z, out: _aten.tanh_backward(grad, out),
     "relu": lambda grad, _z, out: _aten.threshold_backward(grad, out, 0),
     "gelu": lambda grad, z, _out: _aten.gelu_backward(grad, z),
@@ -32,18 +35,17 @@ DERIVATIVES: dict[str, Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torc
 
 @torch.no_grad()
 def mse_step(weights: Sequence[torch.Tensor], per_layer: int, depth: int,
-             activation: Callable[[torch.Tensor], torch.Tensor], activation_name: str,
-             x: torch.Tensor, y: torch.Tensor,
+             activation: Activation, derivative: Derivative, x: torch.Tensor, y: torch.Tensor,
              ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor | None]]:
     """Forward and backward of each model's mean squared error, ``(models,)``.
 
     ``weights`` are a population's, ``per_layer`` of them a hidden layer (weight and bias
-    first), the output layer's weight and bias last; ``x`` is ``(models, batch, in)``.
+    first), the output layer's weight and bias last; ``derivative`` is the activation's
+    (`DERIVATIVES`); ``x`` is ``(models, batch, in)``.
     Returns the losses, the outputs ``(models, batch, out)`` and each weight's gradient of
     the summed losses (None for the ones no layer reads: batch norm's, where no model has
     it).
     """
-    derivative = DERIVATIVES[activation_name]
     inputs, pre = [x], []
     h = x
     for layer in range(depth):

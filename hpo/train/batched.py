@@ -10,8 +10,8 @@ dropout rate. Weights are stacked along a leading model axis, ``(models, in, out
 each layer is one ``baddbmm``; the optimizers are written out on the stacked tensors with
 one value per model (torch's own formulas), so one Python step trains every model. A plain
 stack (one activation, no batch norm, dropout, nor models of different depths) steps with
-its gradients written out, autograd's bit for bit (`hpo.train._backprop`); any other stack
-through autograd.
+its gradients written out, autograd's bit for bit (`hpo.train._backprop`); any other stack,
+and a padded cross-validation batch, through autograd.
 ``benchmarks/bench_population.py`` measures this against ``torch.func.stack_module_state``
 + ``vmap`` (slower here: see benchmarks/README.md).
 
@@ -41,7 +41,7 @@ import torch
 from torch import nn
 
 from hpo.data import Fold
-from hpo.train._backprop import DERIVATIVES, mse_step
+from hpo.train._backprop import DERIVATIVES, Activation, Derivative, mse_step
 from hpo.train._scores import padded, scores
 from hpo.train._scores import rows as _rows
 from hpo.train._stacked import Layout, stack
@@ -167,7 +167,7 @@ class Population:
                         device)
         self.masks, self.buffers = stacked.masks, stacked.buffers
         # The layer a one-at-a-time model uses (elementwise: it acts on stacked models alike),
-        # its forward called directly: a module's call checks for hooks first, 5% of a step.
+        # its forward called directly: a module's call checks for hooks first, twice a step.
         self.activations = {name: ACTIVATIONS[name]().forward
                             for name in stacked.masks.activations}
         n_params = dict(zip(axis, stacked.n_params, strict=True))
@@ -235,9 +235,12 @@ class Population:
         self.passes = [not bool(deeper.all()) for deeper in masks.deeper]
         # A plain stack (one activation, no batch norm, dropout or shallower model) steps with
         # its gradients written out (hpo.train._backprop): a third of a step was autograd's.
-        self.plain = (not self.any_bn and not self.any_dropout and not any(self.padded)
-                      and not any(self.passes) and len(self.blocks) == 1
-                      and self.present[0] in DERIVATIVES)
+        # Its activation and that activation's derivative; None: through autograd.
+        self.plain: tuple[Activation, Derivative] | None = None
+        if (not self.any_bn and not self.any_dropout and not any(self.padded)
+                and not any(self.passes) and len(self.present) == 1
+                and self.present[0] in DERIVATIVES):
+            self.plain = self.activations[self.present[0]], DERIVATIVES[self.present[0]]
 
     def fits(self, params: Mapping[str, Any]) -> bool:
         """Whether a model of ``params`` can join (`admit`): the same group key, within the
@@ -360,10 +363,10 @@ class Population:
             batch = slice(begin, begin + self.batch_size)
             rows = (real[:, batch] if real is not None and begin + self.batch_size > padded_from
                     else None)
-            if self.plain and rows is None:
+            if self.plain is not None and rows is None:
                 loss, out, grads = mse_step(self.weights, self.layout.per_layer,
-                                            self.layout.depth, self.activations[self.present[0]],
-                                            self.present[0], xs[:, batch], ys[:, batch])
+                                            self.layout.depth, *self.plain,
+                                            xs[:, batch], ys[:, batch])
                 self._flat_grad(grads)
             else:
                 out = self._forward(xs[:, batch], training=True, rows=rows)  # (models, batch, out)

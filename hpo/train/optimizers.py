@@ -60,9 +60,13 @@ class StackedOptimizer:
                                    [float(p.get("weight_decay") or 0.0) for p in params])
         self.momentum = joined(self.momentum, [float(p.get("momentum") or 0.0) for p in params])
         self.nesterov = joined(self.nesterov, [float(bool(p.get("nesterov"))) for p in params])
+        self.lr = joined(self.lr, [float(p["lr"]) for p in params])
+        self._what_runs()
+
+    def _what_runs(self) -> None:
+        """Which knobs some model uses: the updates skip the terms none does."""
         self.any_nesterov = bool(self.nesterov.any())
         self.any_weight_decay = bool(self.weight_decay.any())
-        self.lr = joined(self.lr, [float(p["lr"]) for p in params])
 
     def admit(self, params: Sequence[Mapping[str, Any]], weights: list[torch.Tensor]) -> None:
         """Models that join mid-training (appended to the model axis of ``weights``): their
@@ -121,8 +125,7 @@ class StackedOptimizer:
             setattr(self, name, getattr(self, name)[index])
         if self.joined is not None:
             self.joined = self.joined[index]
-        self.any_nesterov = bool(self.nesterov.any())
-        self.any_weight_decay = bool(self.weight_decay.any())
+        self._what_runs()
         self.state = [{k: v[index] for k, v in state.items()} for state in self.state]
 
     def _with_l2(self, weight: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
