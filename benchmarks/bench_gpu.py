@@ -52,7 +52,7 @@ from hpo.data import prepare_folds
 from hpo.runners.devices import plan_workers, resolve_devices
 from hpo.study.file import load_from_file
 from hpo.train.batched import train_population
-from hpo.train.objective import train_params
+from hpo.train.loop import train_params
 from search_spaces import (
     FAMILIES,
     suggest_architecture,

@@ -49,7 +49,7 @@ from hpo import CsvData, LabData, Mtcars, RunOptions, Study
 from hpo.data import prepare_folds
 from hpo.store.attrs import trial_history_rows
 from hpo.train.batched import Population, train_population
-from hpo.train.objective import train_params
+from hpo.train.loop import train_params
 from search_spaces import (
     Choice,
     build_scheduler,

@@ -27,6 +27,7 @@ from hpo.results.compare import compare, served_families
 from hpo.results.compare_figure import MIN_SPAN
 from hpo.results.compare_figure import figure as compare_figure
 from hpo.results.export import export
+from hpo.results.holdout import heldout_scores
 from hpo.results.manual import load_manual
 from hpo.results.plots import PROJECTOR_DPI, PROJECTOR_STYLE, plt
 from hpo.results.tables import load_study, trial_history
@@ -34,7 +35,8 @@ from hpo.results.verdict import verdict_sentence
 from hpo.store.attrs import trial_params, write_record
 from hpo.store.record import data_source, folds_from_record, stored_record
 from hpo.store.storage import open_storage
-from hpo.train.objective import evaluate, train_params
+from hpo.train.loop import train_params
+from hpo.train.objective import evaluate
 from hpo.train.reporter import MemoryReporter
 from search_spaces import (
     suggest_architecture,
@@ -177,7 +179,9 @@ def test_manual_mean_equals_training_by_hand(
         train_params(config.params, fold, seed=s)[2].history["test_r2"].iloc[-1]
         for s in range(SEEDS)
     ]
-    assert values == pytest.approx(final, abs=1e-9)
+    # The course's loop as an oracle, in float32: its rounding differs from the engine's
+    # batched products in the last bits (float64 parity: tests/test_population.py).
+    assert values == pytest.approx(final, abs=1e-6)
     scores = table.attrs["configs"].set_index("name").loc[name]
     assert scores["mean_r2"] == pytest.approx(statistics.fmean(values), abs=1e-9)
     assert scores["sd_r2"] == pytest.approx(statistics.stdev(values), abs=1e-9)
@@ -233,10 +237,15 @@ def test_held_out_test_scores_equal_training_by_hand(
     manual = heldout_by_hand(storage, study.study_name, picked.params)
     search = heldout_by_hand(storage, study.study_name, trial_params(study.best_trial))
     assert row["chosen_on"] == "validation R²"
-    assert row["test_manual"] == pytest.approx(statistics.fmean(manual), abs=1e-9)
-    assert row["test_manual_sd"] == pytest.approx(statistics.stdev(manual), abs=1e-9)
-    assert row["test_search"] == pytest.approx(statistics.fmean(search), abs=1e-9)
-    assert row["test_search_sd"] == pytest.approx(statistics.stdev(search), abs=1e-9)
+    # The course's loop as an oracle, in float32: within its rounding of the engine's.
+    assert row["test_manual"] == pytest.approx(statistics.fmean(manual), abs=1e-6)
+    assert row["test_manual_sd"] == pytest.approx(statistics.stdev(manual), abs=1e-6)
+    assert row["test_search"] == pytest.approx(statistics.fmean(search), abs=1e-6)
+    assert row["test_search_sd"] == pytest.approx(statistics.stdev(search), abs=1e-6)
+    # And to the bit against the engine's own heldout scores, trained here alone.
+    record = stored_record(study)
+    assert row["test_manual"] == statistics.fmean(heldout_scores(picked.params, record,
+                                                                 list(range(SEEDS))))
     tested = table.attrs["test"][table.attrs["test"]["family"] == family]
     top = sorted((t for t in study.get_trials() if t.value is not None
                   and t.state == TrialState.COMPLETE), key=lambda t: -float(t.value))[:3]
@@ -309,10 +318,12 @@ def test_manual_study_keeps_the_shared_record(storage: str, table: pd.DataFrame)
 
 def test_best_manual_run_can_be_exported(storage: str, table: pd.DataFrame,
                                          tmp_path: Path) -> None:
-    extra = export("picks-manual", tmp_path / "manual.pt", storage=storage)
+    extra = export("picks-manual", tmp_path / "manual.pt", storage=storage, as_trained=True)
     best = load_study("picks-manual", storage).best_trial
     assert extra["trial"] == best.number and extra["retrained_r2"] == pytest.approx(
         best.value, abs=1e-6)
+    refit = export("picks-manual", tmp_path / "refit.pt", storage=storage)
+    assert refit["model"] == "refit" and refit["stored_r2"] is None  # no test score stored
 
 
 def test_second_compare_reuses_the_stored_runs(

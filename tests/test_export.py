@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +20,14 @@ from hpo.cli import main
 from hpo.data import Standardizer
 from hpo.errors import ConfigError, DataError
 from hpo.results.export import export, predict, predict_csv
+from hpo.results.holdout import score_best_on_test
 from hpo.results.tables import load_study, trial_history
 from hpo.store.attrs import trial_params, write_record
-from hpo.store.record import folds_from_record, stored_record
+from hpo.store.record import folds_from_record, refit_fold_from_record, stored_record
 from hpo.store.storage import open_storage
 from hpo.store.summary import best_trial
 from hpo.train.checkpoints import load_model
-from hpo.train.objective import train_params
+from hpo.train.objective import train_model
 from search_spaces import (
     Float,
     suggest_architecture,
@@ -56,9 +57,7 @@ def space_of(batch_size: int, epochs: int, lr: tuple[float, float] = (0.01, 0.1)
 @pytest.fixture(scope="module")
 def storage(tmp_path_factory: pytest.TempPathFactory) -> str:
     """ "lab": 1 feature, scored at the last epoch; "cars": 2 standardized features, scored
-    at the best epoch (batch norm in both, so eval mode matters). Trained one at a time:
-    a retrain repeats those to the last bit (a population's batched float32 rounding,
-    amplified by batch norm with Adam, moves R² by up to about 1e-4)."""
+    at the best epoch (batch norm in both, so eval mode matters)."""
     path = str(tmp_path_factory.mktemp("storage") / "s.journal")
     options = RunOptions(storage=path, progress=False, workers=1,  # in-process: closures
                          mode="single")
@@ -84,25 +83,22 @@ def exported(storage: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str
     folder = tmp_path_factory.mktemp("models")
     paths = {name: folder / f"{name}.pt" for name in ("lab", "cars")}
     for name, path in paths.items():
-        export(name, path, storage=storage)
+        export(name, path, storage=storage, as_trained=True)
     return paths
 
 
 def retrained_by_hand(storage: str, name: str) -> tuple[torch.nn.Module, Any, Any]:
-    """The best trial trained again here, with the epochs the study scored."""
+    """The best trial trained again here through the engine, with its seed and layout and
+    the epochs the study scored, without export's code."""
     study = load_study(name, storage)
     trial = best_trial(study)
     fold = folds_from_record(stored_record(study))[0]
     history = trial_history(trial)
     stop = int(history.loc[history["test_r2"].idxmax(), "epoch"]) if name == "cars" else 10
-    torch.set_num_threads(os.cpu_count() or 1)  # what the runner gave its one worker
+    torch.set_num_threads(trial.user_attrs["threads"])
     try:
-        model, _, _ = train_params(
-            trial_params(trial),
-            fold,
-            seed=trial.user_attrs["seed"],
-            callback=lambda epoch, row: epoch >= stop,
-        )
+        model, _, _ = train_model(trial_params(trial), fold, seed=trial.user_attrs["seed"],
+                                  layout=trial.system_attrs["layout"], stop=stop)
     finally:
         torch.set_num_threads(1)
     return model.eval(), fold, trial
@@ -132,7 +128,8 @@ def test_exported_model_scores_the_stored_value(
         trial.value, abs=1e-6
     )
     assert abs(extra["retrained_r2"] - trial.value) <= 1e-6
-    assert (extra["study"], extra["trial"], extra["test_r2"]) == (name, trial.number, trial.value)
+    assert (extra["study"], extra["trial"], extra["trial_r2"]) == (name, trial.number, trial.value)
+    assert extra["model"] == "as trained" and extra["stored_r2"] == trial.value
     assert extra["params"] == trial_params(trial) and extra["seed"] == trial.user_attrs["seed"]
     assert spec.batch_norm is True and spec.in_features == len(extra["feature_names"])
 
@@ -168,8 +165,29 @@ def test_predict_gives_the_retrained_models_outputs(
     assert r2_score(raw.y.astype(float), got.astype(float)) == pytest.approx(trial.value, abs=1e-5)
 
 
+@pytest.mark.parametrize("name", ["lab", "cars"])
+def test_the_default_is_the_refit_whose_test_score_hpo_run_printed(
+    storage: str, tmp_path: Path, name: str
+) -> None:
+    held_out = score_best_on_test(load_study(name, storage))  # what `hpo run` prints
+    assert held_out is not None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "they differ" warning
+        extra = export(name, tmp_path / "refit.pt", storage=storage)
+    assert extra["model"] == "refit" and extra["trial"] == held_out["trial"]
+    assert extra["scored_on"] == "held-out test R²"
+    assert extra["stored_r2"] == held_out["scores"][0]
+    assert abs(extra["retrained_r2"] - held_out["scores"][0]) <= 1e-6
+    record = stored_record(load_study(name, storage))
+    assert extra["refit_rows"] == len(refit_fold_from_record(record).train)
+    # Another trial's refit has no stored test score to check against: it says so.
+    other = next(t.number for t in load_study(name, storage).trials
+                 if t.number != held_out["trial"] and t.value is not None)
+    assert export(name, tmp_path / "o.pt", storage=storage, trial=other)["stored_r2"] is None
+
+
 def test_export_of_a_chosen_trial(storage: str, tmp_path: Path) -> None:
-    extra = export("lab", tmp_path / "t1.pt", storage=storage, trial=1)
+    extra = export("lab", tmp_path / "t1.pt", storage=storage, trial=1, as_trained=True)
     stored = load_study("lab", storage).trials[1]
     assert extra["trial"] == 1 and abs(extra["retrained_r2"] - stored.value) <= 1e-6
     with pytest.raises(ConfigError, match=r"no complete trial number 7; complete ones are"):
@@ -202,18 +220,18 @@ def copy_study(
 
 def test_a_stored_value_that_is_not_reproduced_warns(storage: str, tmp_path: Path) -> None:
     copy_study(storage, "lab", "lab-off", value_shift=0.01)
-    with pytest.warns(RuntimeWarning, match=r"re-trained model of trial 0 scores test R²"):
-        export("lab-off", tmp_path / "off.pt", storage=storage)
+    with pytest.warns(RuntimeWarning, match=r"re-trained model of trial 0 scores validation R²"):
+        export("lab-off", tmp_path / "off.pt", storage=storage, as_trained=True)
 
 
-def test_cross_validated_study_is_refused_without_refit(storage: str, tmp_path: Path) -> None:
+def test_cross_validated_study_is_refused_as_trained(storage: str, tmp_path: Path) -> None:
     copy_study(storage, "lab", "lab-cv", record_changes={"cv_folds": 3})
     with pytest.raises(
         ConfigError,
         match=r"scored by 3-fold cross-validation, expected one "
-        r"train/test split: .* drop --no-refit",
+        r"train/test split: .* drop --as-trained",
     ):
-        export("lab-cv", tmp_path / "cv.pt", storage=storage, refit=False)
+        export("lab-cv", tmp_path / "cv.pt", storage=storage, as_trained=True)
 
 
 # --- predict (Python) ---------------------------------------------------------------------
@@ -263,7 +281,13 @@ def test_export_command(storage: str, tmp_path: Path, capsys: pytest.CaptureFixt
     path = tmp_path / "best.pt"
     assert main(["export", "lab", "--out", str(path), "--storage", storage]) == 0
     printed = capsys.readouterr().out
-    assert "Saved trial" in printed and "hpo predict" in printed and path.is_file()
+    assert "Saved refit model of trial" in printed and path.is_file()
+    assert "held-out test R²: " in printed and "re-trained" in printed
+    assert main(["export", "lab", "--out", str(path), "--storage", storage, "--as-trained"]) == 0
+    printed = capsys.readouterr().out
+    assert "Saved as trained model of trial" in printed
+    assert "validation R²: " in printed and "stored: the same." in printed
+    assert "hpo predict" in printed
 
 
 def test_predict_command_with_x(
@@ -365,5 +389,5 @@ def test_a_manual_trial_exports_to_the_bit(tmp_path: Path) -> None:
     torch.set_num_threads(1)
     trial = optuna.trial.create_trial(value=value, user_attrs=reporter.attrs)
     assert trial.user_attrs["threads"] == 2
-    _, _, result, _ = retrain_trial(trial, study_record(study))
-    assert float(result.history["test_r2"].iloc[-1]) == value
+    _, _, member, _ = retrain_trial(trial, study_record(study))
+    assert float(member.rows[-1]["test_r2"]) == value

@@ -20,7 +20,7 @@ from hpo.data import Fold, prepare_folds
 from hpo.runners.optuna_runner import RunOptions, run
 from hpo.study.file import load_from_file
 from hpo.train.batched import train_population
-from hpo.train.objective import train_params
+from hpo.train.loop import train_params
 from search_spaces import FAMILIES, OPTIMIZERS, suggest_optimizer, suggest_scheduler
 from tests.conftest import write_study
 

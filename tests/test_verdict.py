@@ -194,19 +194,19 @@ def test_refit_lands_on_least_squares(cars: str, tmp_path: Path) -> None:
     intercept, one = predict(tmp_path / "cars.pt", [0.0, 1.0])
     assert one - intercept == pytest.approx(ols.coef_[0], abs=2e-3)
     assert intercept == pytest.approx(ols.intercept_, abs=2e-3)
-    assert extra["refit"] is True and extra["refit_rows"] == 32
-    assert extra["params"]["lr"] == 0.05 and extra["test_r2"] is None  # nothing held out
+    assert extra["model"] == "refit" and extra["refit_rows"] == 32
+    assert extra["params"]["lr"] == 0.05 and extra["stored_r2"] is None  # nothing held out
 
 
-def test_refit_command_says_so_and_no_refit_refuses(
+def test_refit_command_says_so_and_as_trained_refuses(
     cars: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["export", "cars", "--out", str(tmp_path / "c.pt"), "--storage", cars]) == 0
-    assert "on all 32 rows it was cross-validated on, as GridSearchCV(refit=True)" in (
+    assert "refit on all 32 rows the search read, as GridSearchCV(refit=True)" in (
         capsys.readouterr().out)
     code = main(["export", "cars", "--out", str(tmp_path / "d.pt"), "--storage", cars,
-                 "--no-refit"])
-    assert code != 0 and "drop --no-refit" in capsys.readouterr().err
+                 "--as-trained"])
+    assert code != 0 and "drop --as-trained" in capsys.readouterr().err
     assert not (tmp_path / "d.pt").exists()
 
 

@@ -46,7 +46,7 @@ from hpo.results.manual import (
     load_manual,
     manual_study_name,
     open_manual_study,
-    retrain,
+    retrain_many,
 )
 from hpo.results.tables import load_study
 from hpo.results.verdict import Candidate, family_verdict, score_candidates
@@ -199,14 +199,19 @@ def _scores(configs: list[ManualConfig], served: dict[str, optuna.Study],
         runs += 1
         bar.update(runs, _best_so_far(rows))
 
-    for config in configs:
-        study = served.get(config.family)
-        trials = (retrain(config, baselines[study.study_name], seeds, manual, one_more_run)
-                  if study else [])
+    # Every config a study serves, over every seed: one population where they can share it.
+    trained: dict[int, list[FrozenTrial]] = {}
+    for study in {id(s): s for s in served.values()}.values():
+        mine = [i for i, config in enumerate(configs) if served.get(config.family) is study]
+        every = retrain_many([configs[i] for i in mine], baselines[study.study_name], seeds,
+                             manual, one_more_run)
+        trained.update(zip(mine, every, strict=True))
+    for i, config in enumerate(configs):
+        server = served.get(config.family)
         rows.append({"name": config.name, "who": config.who, "family": config.family,
-                     "study": study.study_name if study else None, **_summary(trials)})
-        runs = len(rows) * len(seeds)
-        bar.update(runs, _best_so_far(rows))
+                     "study": server.study_name if server else None,
+                     **_summary(trained.get(i, []))})
+    bar.update(len(configs) * len(seeds), _best_so_far(rows))
     return pd.DataFrame(rows, columns=["name", "who", "family", "study", "mean_r2", "sd_r2",
                                        "seeds", "diverged", "epochs"])
 

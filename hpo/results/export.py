@@ -1,19 +1,21 @@
 """Export a study's best model, and predict with an exported model.
 
-Trials keep no weights, so ``export`` re-trains the best trial from its stored params and
-seed on the study's own folds, stops at the epoch the study scored (the last, or the best
-with ``score="best"``), checks that the model's test R² equals the stored value, and saves
-it with `hpo.train.loop.save_model`. CPU training repeats to the last bit for one seed and one
-thread count, which every trial records (see hpo.store.record.retrain_trial). The file's
-extra holds the study, the trial number, the test R², the epoch saved, the feature and
-target names, the params, and the standardization (mean and std per feature) when the
-study standardized, which ``predict`` applies.
+Trials keep no weights, so ``export`` trains the chosen trial's params again and saves the
+model (`hpo.train.checkpoints.save_model`), with one of two models:
 
-A cross-validated study scored params, not one model, so ``export`` refits (as
-``GridSearchCV(refit=True)`` does): the best params trained with the trial's seed on every
-row the study cross-validated, saved with ``extra["refit"]`` and the refit's R² on the
-held-out test part (or, when none was held out, on the rows it trained on).
-``refit=False`` refuses such a study instead.
+- the refit (default): the params trained with the trial's seed on every row the search
+  read (train and validation, or every cross-validated row; GridSearchCV(refit=True)),
+  scored on the held-out test part: the model whose test R² ``hpo run`` printed. For that
+  trial the R² is checked against the stored one (`hpo.results.holdout`).
+- ``as_trained``: the trial's own model, replayed exactly as it trained
+  (`hpo.results.retrain.replay`: its seed, thread count and population layout) and
+  stopped at the epoch it was scored on, checked against its stored value. A
+  cross-validated trial has k models, so it has no such model.
+
+In the lab's setting (scored on the test part itself, no validation) the two are one model.
+The file's extra holds the study, the trial number, which model it is, both R² figures,
+the epoch saved, the feature and target names, the params, and the standardization (mean
+and std per feature) when the study standardized, which ``predict`` applies.
 
 Example:
     >>> info = export("lr-cosine", "best.pt")                      # doctest: +SKIP
@@ -34,95 +36,120 @@ from optuna.trial import FrozenTrial, TrialState
 
 from hpo.data import Fold, read_feature_csv
 from hpo.errors import ConfigError, DataError
+from hpo.results.holdout import holds_test_out
 from hpo.results.retrain import retrain_trial, scored_epoch
 from hpo.results.tables import load_study
-from hpo.store.attrs import trial_params
+from hpo.store.attrs import read_test_score, trial_params
 from hpo.store.record import held_out_share, refit_fold_from_record, score_label, stored_record
 from hpo.store.summary import best_trial
 from hpo.train.checkpoints import load_model, save_model
 from hpo.train.metrics import r2
-from hpo.train.objective import train_params
+from hpo.train.objective import train_model
 from hpo.train.progress import Progress
+from hpo.train.reporter import MemoryReporter
+from hpo.train.threads import torch_threads
 
-TOLERANCE = 1e-6  # retrained against stored test R²; CPU training repeats to the last bit
-# A trial trained in a population (user attr ``population``) ran batched float32 math whose
-# rounding differs from one model's in the last bits; over an epoch-long run that moves R²
-# by about 1e-7 (tests/test_population.py), more with batch norm and an Adam-like optimizer
-# (1e-5 typical, 1e-4 and beyond at high learning rates: the batch norm's scale invariance
-# leaves directions that only rounding noise moves; in float64 both paths agree to 1e-9).
-POPULATION_TOLERANCE = 1e-4
+# Trained again against stored R²: the engine repeats a trial to the bit, and the saved
+# module (nn.Linear's addmm, not the population's padded baddbmm) rounds within ~1e-8 of it.
+TOLERANCE = 1e-6
 PREDICTION_COLUMN = "prediction"
 
 
 def export(
     study_name: str, out: str | Path, storage: str | None = None, trial: int | None = None,
-    refit: bool = True, *, progress: bool = False,
+    as_trained: bool = False, *, progress: bool = False,
 ) -> dict[str, Any]:
-    """Re-train the best (or the given) trial of a study and save it to ``out``.
+    """Train the best (or the given) trial of a study again and save the model to ``out``.
 
-    Returns the extra saved with the model; ``extra["retrained_r2"]`` is the re-trained
-    model's test R², which is checked against ``extra["test_r2"]`` (a RuntimeWarning beyond
-    1e-6, e.g. when the study trained on a GPU; beyond 1e-4 for a trial trained in a batched
-    population).
+    Returns the extra saved with the model: ``model`` (``"refit"`` or ``"as trained"``),
+    ``retrained_r2`` (the saved model's R² on ``scored_on``) and ``stored_r2`` (what the
+    study stored for it, or None where it stored nothing to compare). Beyond 1e-6 apart, a
+    RuntimeWarning says so (e.g. a study trained on a GPU or another torch).
     """
     optuna_study = load_study(study_name, storage)
     chosen = best_trial(optuna_study) if trial is None else _trial(optuna_study, trial)
     record = stored_record(optuna_study)
-    if record.get("cv_folds"):
-        if not refit:
-            raise ConfigError(
-                f"Study {study_name!r} was scored by {record['cv_folds']}-fold "
-                "cross-validation, expected one train/test split: a k-fold score belongs to "
-                "k models, not one; drop --no-refit to refit the best params on every row.")
-        return _export_refit(optuna_study.study_name, chosen, record, out, progress)
-    model, spec, retrained, fold = _retrain(chosen, record, progress)
-    extra = _extra(optuna_study.study_name, chosen, fold, record, retrained)
-    save_model(out, model, spec, extra)
-    batched = "population" in chosen.user_attrs
-    # With several seeds the value is their mean; the model is the first seed's.
-    stored = float(chosen.user_attrs.get("seed_scores", [chosen.value or 0.0])[0])
-    if abs(retrained - stored) > (POPULATION_TOLERANCE if batched else TOLERANCE):
-        why = ("it was trained in a batched population, whose rounding differs (most with "
-               "batch norm and Adam)") if batched else (
-               "it was probably trained on another device, machine or torch version")
+    name = optuna_study.study_name
+    if as_trained or (not holds_test_out(record) and not record.get("cv_folds")):
+        extra = _export_as_trained(name, chosen, record, out, progress)
+    else:
+        stored = read_test_score(optuna_study) or {}
+        extra = _export_refit(name, chosen, record, out, progress,
+                              stored if stored.get("trial") == chosen.number else {})
+    stored_r2 = extra["stored_r2"]
+    if stored_r2 is not None and abs(extra["retrained_r2"] - stored_r2) > TOLERANCE:
         warnings.warn(
-            f"The re-trained model of trial {chosen.number} scores test R² {retrained:.8f}, "
-            f"but the study stored {stored:.8f}; {why}. The exported model is the "
-            "re-trained one.", RuntimeWarning, stacklevel=2)
+            f"The re-trained model of trial {chosen.number} scores {extra['scored_on']} "
+            f"{extra['retrained_r2']:.8f}, but the study stored {stored_r2:.8f}; it was "
+            "probably trained on another device, machine or torch version. The exported model "
+            "is the re-trained one.", RuntimeWarning, stacklevel=2)
     return extra
 
 
-def _export_refit(study: str, trial: FrozenTrial, record: dict[str, Any],
-                  out: str | Path, progress: bool = False) -> dict[str, Any]:
-    """The params trained on every cross-validated row, saved (GridSearchCV's refit)."""
+def _export_as_trained(study: str, trial: FrozenTrial, record: dict[str, Any],
+                       out: str | Path, progress: bool) -> dict[str, Any]:
+    """The trial's own model, replayed as it trained."""
+    if record.get("cv_folds"):
+        raise ConfigError(
+            f"Study {study!r} was scored by {record['cv_folds']}-fold cross-validation, "
+            "expected one train/test split: a k-fold score belongs to k models, not one; drop "
+            "--as-trained to refit the best params on every row.")
+    model, spec, member, fold = retrain_trial(trial, record, progress=progress)
+    if member.stopped == "diverged":
+        raise ConfigError(f"Re-training trial {trial.number} diverged ({member.message}), "
+                          "though the study completed it; export another trial (--trial).")
+    # With several seeds the value is their mean; the model is the first seed's.
+    stored = float(trial.user_attrs.get("seed_scores", [trial.value or 0.0])[0])
+    extra = {**_extra(study, trial, fold, record, _r2(model, fold)), "model": "as trained",
+             "stored_r2": stored, "epoch": scored_epoch(trial, record)}
+    save_model(out, model, spec, extra)
+    return extra
+
+
+def _export_refit(study: str, trial: FrozenTrial, record: dict[str, Any], out: str | Path,
+                  progress: bool, stored: dict[str, Any]) -> dict[str, Any]:
+    """The params trained on every row the search read, as ``hpo run``'s test score did."""
     fold = refit_fold_from_record(record)
-    seed = int(trial.user_attrs.get("seed", 0))
-    epochs = int(trial_params(trial)["epochs"])
+    params = trial_params(trial)
+    epochs = int(params["epochs"])
     bar = Progress(epochs, f"refitting trial {trial.number}", unit="epoch", enabled=progress)
-
-    def every_epoch(epoch: int, row: dict[str, float]) -> bool:
-        bar.update(epoch)
-        return False  # a refit trains every epoch of the params
-
+    reporter = _EpochBar(bar)
     try:
-        model, spec, result = train_params(trial_params(trial), fold, seed=seed,
-                                           callback=every_epoch)
+        with torch_threads(stored.get("threads")):
+            model, spec, member = train_model(params, fold, seed=int(trial.user_attrs["seed"]),
+                                              reporter=reporter)
     finally:
         bar.close()
-    if result.diverged:
+    if member.stopped == "diverged":
         raise ConfigError(f"Refitting trial {trial.number} on all {len(fold.train)} rows "
-                          f"diverged ({result.message}); export another trial (--trial).")
+                          f"diverged ({member.message}); export another trial (--trial).")
+    held_out = bool(held_out_share(record))
+    scores = stored.get("scores") or []
+    extra = {**_extra(study, trial, fold, record, _r2(model, fold)), "model": "refit",
+             "refit_rows": len(fold.train), "epoch": epochs, "trial_r2": trial.value,
+             "stored_r2": float(scores[0]) if scores and held_out else None,
+             "scored_on": "held-out test R²" if held_out else "R² on the rows it was refit on"}
+    save_model(out, model, spec, extra)
+    return extra
+
+
+class _EpochBar(MemoryReporter):
+    """Shows a refit's epochs on a progress bar."""
+
+    def __init__(self, bar: Progress) -> None:
+        super().__init__()
+        self.bar = bar
+
+    def report(self, epoch: int, metrics: Any) -> None:
+        self.bar.update(epoch)
+
+
+def _r2(model: torch.nn.Module, fold: Fold) -> float:
+    """The saved model's R² on the fold's scored part, as ``predict`` would compute it."""
     model.eval()
     with torch.no_grad():
         x_test, y_test = fold.test.tensors()
-        refit_r2 = r2(y_test, model(x_test))
-    held_out = bool(held_out_share(record))
-    extra = {**_extra(study, trial, fold, record, refit_r2), "refit": True,
-             "refit_rows": len(fold.train), "epoch": int(trial_params(trial)["epochs"]),
-             "cv_r2": trial.value, "test_r2": refit_r2 if held_out else None,
-             "scored_on": "held-out test part" if held_out else "the rows it was refit on"}
-    save_model(out, model, spec, extra)
-    return extra
+        return r2(y_test, model(x_test))
 
 
 def _trial(optuna_study: Any, number: int) -> FrozenTrial:
@@ -135,23 +162,9 @@ def _trial(optuna_study: Any, number: int) -> FrozenTrial:
     return complete[number]
 
 
-def _retrain(trial: FrozenTrial, record: dict[str, Any],
-             progress: bool = False) -> tuple[Any, Any, float, Fold]:
-    """The trial's model trained again, and its test R² (to check against the stored one)."""
-    model, spec, result, fold = retrain_trial(trial, record, progress=progress)
-    if result.diverged:
-        raise ConfigError(f"Re-training trial {trial.number} diverged ({result.message}), "
-                          "though the study completed it; export another trial (--trial).")
-    model.eval()
-    with torch.no_grad():
-        x_test, y_test = fold.test.tensors()
-        retrained = r2(y_test, model(x_test))
-    return model, spec, retrained, fold
-
-
 def _extra(study: str, trial: FrozenTrial, fold: Fold, record: dict[str, Any],
            retrained: float) -> dict[str, Any]:
-    return {"study": study, "trial": trial.number, "test_r2": trial.value,
+    return {"study": study, "trial": trial.number, "trial_r2": trial.value,
             "scored_on": score_label(record),
             "retrained_r2": retrained, "feature_names": list(fold.train.feature_names),
             "target_name": fold.train.target_name, "params": trial_params(trial),

@@ -23,12 +23,14 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import optuna
+import torch
 
 from hpo.errors import ConfigError
 from hpo.store.attrs import read_test_score, trial_params, write_test_score
 from hpo.store.record import final_fold_from_record, score_label, stored_record
 from hpo.store.summary import best_trial
-from hpo.train.objective import TrialDiverged, train_and_score, training_seeds
+from hpo.train.objective import Job, evaluate_many
+from hpo.train.rules import training_seeds
 
 
 def holds_test_out(record: Mapping[str, Any]) -> bool:
@@ -42,24 +44,25 @@ def heldout_scores(params: Mapping[str, Any], record: Mapping[str, Any],
     """The params trained on every non-test row, one test R² per seed (nan: diverged).
 
     ``on_run`` is called after each seed, for a progress display."""
+    return heldout_scores_many([params], record, seeds, on_run)[0]
+
+
+def heldout_scores_many(params: Sequence[Mapping[str, Any]], record: Mapping[str, Any],
+                        seeds: Sequence[int], on_run: Callable[[], None] = lambda: None
+                        ) -> list[list[float]]:
+    """`heldout_scores` of every params dict, all trainings (params × seeds) trained as one
+    population where they can share it."""
     fold = final_fold_from_record(dict(record))
     if fold is None:
         raise ConfigError("The study cross-validated every row and held no test part out "
                           "(test_size=0); there is nothing to score on. Give it a test_size.")
     # The lab's setting reproduces the trial exactly; a refit scores its last epoch.
     score = "final" if holds_test_out(record) else str(record.get("score", "final"))
-    scores = []
-    for seed in seeds:
-        scores.append(_one(params, fold, seed, score))
+    jobs = [[Job(one, seed) for seed in seeds] for one in params]
+    evaluate_many([job for row in jobs for job in row], [fold], score=score)
+    for _ in range(len(params) * len(seeds)):
         on_run()
-    return scores
-
-
-def _one(params: Mapping[str, Any], fold: Any, seed: int, score: str) -> float:
-    try:
-        return train_and_score(params, [fold], seed=seed, score=score)[0]
-    except TrialDiverged:
-        return math.nan
+    return [[math.nan if job.value is None else job.value for job in row] for row in jobs]
 
 
 def score_best_on_test(optuna_study: optuna.Study) -> dict[str, Any] | None:
@@ -78,6 +81,7 @@ def score_best_on_test(optuna_study: optuna.Study) -> dict[str, Any] | None:
     seeds = training_seeds(int(best.user_attrs.get("seed", 0)), int(record.get("seeds", 1)))
     scores = heldout_scores(trial_params(best), record, seeds)
     result = {"trial": best.number, "test_r2": statistics.fmean(scores), "scores": scores,
-              "seeds": seeds, "chosen_on": score_label(record)}
+              "seeds": seeds, "chosen_on": score_label(record),
+              "threads": torch.get_num_threads()}  # export's refit repeats it with them
     write_test_score(optuna_study, result)
     return result

@@ -35,7 +35,7 @@ Example (studies/homework_manual.toml has the lecture's picks and some students'
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,7 +48,7 @@ from hpo.errors import ConfigError
 from hpo.store.attrs import split_attrs, trial_params
 from hpo.store.record import comparable_part, folds_from_record, stored_record
 from hpo.store.storage import open_storage
-from hpo.train.objective import REQUIRED_PARAMS, TrialDiverged, check_params, evaluate
+from hpo.train.objective import REQUIRED_PARAMS, Job, check_params, evaluate_many
 from hpo.train.reporter import MemoryReporter
 from search_spaces import (
     FAMILIES,
@@ -261,21 +261,33 @@ def open_manual_study(name: str, storage: str | None = None) -> optuna.Study:
 def retrain(config: ManualConfig, baseline: Baseline, seeds: list[int],
             manual: optuna.Study, on_run: Callable[[], None] = lambda: None
             ) -> list[FrozenTrial]:
-    """One manual trial per seed, trained on the baseline's folds and added to ``manual``.
+    """One manual trial per seed, trained on the baseline's folds and added to ``manual``
+    (`retrain_many` of one config)."""
+    return retrain_many([config], baseline, seeds, manual, on_run)[0]
 
-    A seed already stored for this config, params and folds is reused, not trained again:
+
+def retrain_many(configs: Sequence[ManualConfig], baseline: Baseline, seeds: list[int],
+                 manual: optuna.Study, on_run: Callable[[], None] = lambda: None
+                 ) -> list[list[FrozenTrial]]:
+    """For each config, one manual trial per seed, trained on the baseline's folds and added
+    to ``manual``; the trainings of every config and seed train as one population where
+    they can share it.
+
+    A seed already stored for a config, params and folds is reused, not trained again:
     training is deterministic, so a second ``hpo compare`` costs no training. ``on_run`` is
     called after each seed (trained or reused), for a progress display.
     """
-    known = _stored_runs(manual, config, baseline)
-    trials = []
-    for seed in seeds:
-        if seed not in known:
-            known[seed] = _train(config, baseline, seed)
-            manual.add_trial(known[seed])
-        trials.append(known[seed])
+    known = [_stored_runs(manual, config, baseline) for config in configs]
+    jobs = {(i, seed): _job(config, baseline, seed) for i, config in enumerate(configs)
+            for seed in seeds if seed not in known[i]}
+    evaluate_many(list(jobs.values()), baseline.folds,
+                  score=str(baseline.record.get("score", "final")))
+    for (i, seed), job in jobs.items():
+        known[i][seed] = _trial_of(job)
+        manual.add_trial(known[i][seed])
+    for _ in range(len(configs) * len(seeds)):
         on_run()
-    return trials
+    return [[runs[seed] for seed in seeds] for runs in known]
 
 
 def _stored_runs(manual: optuna.Study, config: ManualConfig,
@@ -290,19 +302,20 @@ def _stored_runs(manual: optuna.Study, config: ManualConfig,
     return runs
 
 
-def _train(config: ManualConfig, baseline: Baseline, seed: int) -> FrozenTrial:
+def _job(config: ManualConfig, baseline: Baseline, seed: int) -> Job:
     reporter = MemoryReporter()
     reporter.record({"source": "manual", "who": config.who, "name": config.name,
                      "note": config.note, "study": baseline.study,
                      "folds": baseline.folds_key})
-    score = str(baseline.record.get("score", "final"))
-    try:
-        value: float | None = evaluate(config.params, baseline.folds, reporter, seed=seed,
-                                       score=score)
-        state = TrialState.COMPLETE
-    except TrialDiverged:  # kept as a failed trial: a config that diverges is a finding too
-        value, state = None, TrialState.FAIL
-    curve = {int(row["epoch"]): float(row["test_r2"]) for row in reporter.history}
-    user, hidden = split_attrs(reporter.attrs)
-    return optuna.trial.create_trial(state=state, value=value, user_attrs=user,
+    return Job(config.params, seed, reporter)
+
+
+def _trial_of(job: Job) -> FrozenTrial:
+    """The manual trial a trained job makes (FAIL, kept, when it diverged: a config that
+    diverges is a finding too)."""
+    assert isinstance(job.reporter, MemoryReporter)
+    state = TrialState.FAIL if job.value is None else TrialState.COMPLETE
+    curve = {int(row["epoch"]): float(row["test_r2"]) for row in job.reporter.history}
+    user, hidden = split_attrs(job.reporter.attrs)
+    return optuna.trial.create_trial(state=state, value=job.value, user_attrs=user,
                                      system_attrs=hidden, intermediate_values=curve)

@@ -137,18 +137,18 @@ def _skip(report: Report, spec: FigureSpec, path: Path, reason: str) -> None:
 
 
 def best_prediction(study: optuna.Study, *, progress: bool = False) -> plots.Prediction:
-    """Retrain the best trial on the study's first fold (hpo.store.record.retrain_trial).
+    """Retrain the best trial on the study's first fold (hpo.results.retrain.retrain_trial).
 
     On the CPU this is the model the trial scored; a GPU-trained trial's may differ in the
     last digits.
     """
     trial = _best(study)
     record = stored_record(study)
-    model, _, result, fold = retrain_trial(trial, record, progress=progress)
+    model, _, member, fold = retrain_trial(trial, record, progress=progress)
     cv_folds = record.get("cv_folds")
     return plots.Prediction(trial=trial.number, train=fold.train, test=fold.test,
                             predict=_predictor(model),
-                            test_r2=float(result.history["test_r2"].iloc[-1]),
+                            test_r2=float(member.rows[-1]["test_r2"]),
                             where=f"fold 1 of {cv_folds}" if cv_folds else "",
                             scored=plots.scored_part(study))
 

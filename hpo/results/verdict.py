@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from scipy import stats  # type: ignore[import-untyped]
 
-from hpo.results.holdout import heldout_scores
+from hpo.results.holdout import heldout_scores_many
 
 LEVEL = 0.95
 
@@ -78,8 +78,8 @@ def score_candidates(candidates: Sequence[Candidate], record: Mapping[str, Any],
     """Every candidate trained with every seed on the non-test rows, scored on test
     (``on_run`` called after each training, for a progress display)."""
     rows = []
-    for candidate in candidates:
-        scores = heldout_scores(candidate.params, record, seeds, on_run)
+    every = heldout_scores_many([c.params for c in candidates], record, seeds, on_run)
+    for candidate, scores in zip(candidates, every, strict=True):
         finite = [s for s in scores if math.isfinite(s)]
         diverged = len(scores) - len(finite)
         rows.append({"side": candidate.side, "name": candidate.name,

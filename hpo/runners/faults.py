@@ -45,6 +45,11 @@ _SERVER_LOG = "hpo.errors.log"  # for a server's storage: in the working folder
 class TrialTimeout(RuntimeError):
     """A trial ran past ``--trial-timeout``."""
 
+    @classmethod
+    def past(cls, seconds: float) -> TrialTimeout:
+        """The error of a trial that ran past a ``seconds`` limit."""
+        return cls(f"the trial ran past --trial-timeout {seconds:g} s")
+
 
 def reason_of(error: BaseException) -> str:
     """The ``ended`` reason recorded for a trial that raised ``error``."""
@@ -149,7 +154,7 @@ def time_limit(seconds: float | None) -> Iterator[None]:
         if in_storage_call(frame):
             signal.setitimer(signal.ITIMER_REAL, _ALARM_RETRY_SECONDS)
             return
-        raise TrialTimeout(f"the trial ran past --trial-timeout {seconds:g} s")
+        raise TrialTimeout.past(seconds)
 
     previous = signal.signal(signal.SIGALRM, expire)
     signal.setitimer(signal.ITIMER_REAL, seconds)

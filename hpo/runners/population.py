@@ -54,7 +54,6 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-import torch
 from optuna.trial import TrialState
 
 from hpo.data import Fold
@@ -69,6 +68,7 @@ from hpo.runners.trials import (
 from hpo.store.batching import batched_writes
 from hpo.store.optuna_internals import PruningView, heartbeat, tell
 from hpo.study.config import Study
+from hpo.train._stacked import Layout
 from hpo.train.batched import (
     Member,
     Population,
@@ -76,7 +76,19 @@ from hpo.train.batched import (
     group_key,
     train_population,
 )
-from hpo.train.objective import REPORTED, folds_record, mean_of, scored_row, summary
+from hpo.train.models import model_spec
+from hpo.train.objective import REPORTED
+from hpo.train.rules import (
+    diverged_record,
+    fold_report,
+    fold_seed,
+    folds_record,
+    mean_of,
+    scored_row,
+    started_record,
+    summary,
+    trial_seed,
+)
 
 Refill = Callable[[int, int], "list[optuna.Trial]"]
 """``refill(running, ended)``: the trials a rolling population may take in now (already
@@ -279,15 +291,18 @@ def _run_group(context: _Context, group: list[_Entry]) -> None:
     # KeyboardInterrupt and SystemExit go on to run_batch, which fails the whole batch.
 
 
-def _start(context: _Context, entries: Sequence[_Entry], population: int) -> None:
+def _start(context: _Context, entries: Sequence[_Entry], population: int,
+           layout: Layout | None = None) -> None:
     """Record what evaluate records first, then the population's size (a rolling
     population's, when the trial joined it); the trials' time limits start."""
     deadline = time.monotonic() + (context.timeout or math.inf)
+    if layout is None:
+        layout = Layout.of([model_spec(e.params, context.in_features) for e in entries])
     for entry in entries:
-        entry.reporter.record({
-            "params": dict(entry.params), "family": str(entry.params["scheduler"]),
-            "device": context.device, "seed": _seed(context.study, entry),
-            "threads": torch.get_num_threads(), "population": population})
+        entry.reporter.record(started_record(entry.params, device=context.device,
+                                             seed=_seed(context.study, entry),
+                                             layout=layout.to_dict()))
+        entry.reporter.record({"population": population})
         entry.deadline = deadline
 
 
@@ -350,7 +365,7 @@ def _roll_in(context: _Context, population: Population, group: list[_Entry],
         entry.beat(beats)
     added = population.admit([e.params for e in joining], _seeds(context.study, joining))
     group.extend(joining)  # group[i] stays member i
-    _start(context, joining, len(population.alive))
+    _start(context, joining, len(population.alive), population.layout)
     return added
 
 
@@ -362,8 +377,7 @@ def _time_out(context: _Context, group: Sequence[_Entry], indices: Iterable[int]
     for index in indices:
         entry = group[index]
         if entry.open and now > entry.deadline:
-            _fail(context, entry, TrialTimeout(
-                f"the trial ran past --trial-timeout {context.timeout:g} s"))
+            _fail(context, entry, TrialTimeout.past(context.timeout or 0.0))
             entry.shared_fault = bool(late)
             late.add(index)
     return late
@@ -373,7 +387,7 @@ def _finish(study: Study, entry: _Entry, member: Member) -> None:
     entry.reporter.record({"n_params": member.n_params, "history": member.rows,
                            "epochs_run": len(member.rows)})
     if member.stopped == "diverged":
-        entry.reporter.record({"ended": "diverged", "message": member.message})
+        entry.reporter.record(diverged_record(member.message))
         entry.tell(state=TrialState.FAIL, ended="diverged")
         return
     scored = scored_row(member.rows, study.score)
@@ -386,14 +400,17 @@ def _train_folds(context: _Context, group: list[_Entry], check_orphan: Callable[
     def check() -> None:  # after every epoch: its trials started together, so one limit
         check_orphan()
         if time.monotonic() > group[0].deadline:
-            raise TrialTimeout(f"the trial ran past --trial-timeout {context.timeout:g} s")
+            raise TrialTimeout.past(context.timeout or 0.0)
 
     rows: dict[int, list[dict[str, Any]]] = {i: [] for i in range(len(group))}
     alive, members = list(range(len(group))), {}
     folds, seeds = context.folds, _seeds(context.study, group)
     options: dict[str, Any] = {
         "device": context.device, "callback": lambda _epoch, _rows: check(),
-        "every_epoch": context.study.score == "best"}  # "final" reads the last epoch only
+        "every_epoch": context.study.score == "best",  # "final" reads the last epoch only
+        # Every fold in the layout the trials record, however many are left to train.
+        "layout": Layout.of([model_spec(entry.params, context.in_features)
+                             for entry in group])}
     # Every fold at once (one more batch axis; the same models, seeds and scores as fold
     # after fold), reported fold after fold below: a trial pruned after fold j trained the
     # later folds for nothing, which costs a population little wall time.
@@ -401,26 +418,27 @@ def _train_folds(context: _Context, group: list[_Entry], check_orphan: Callable[
     if together:
         every = train_population(
             [entry.params for entry in group for _ in folds], [f for _ in group for f in folds],
-            [seed + number for seed in seeds for number in range(1, len(folds) + 1)], **options)
+            [fold_seed(seed, number, len(folds)) for seed in seeds
+             for number in range(1, len(folds) + 1)], **options)
     for number, fold in enumerate(folds, start=1):
         if together:
             trained = [every[i * len(folds) + number - 1] for i in alive]
         else:  # the time limit is checked each epoch (one at a time: also inside epochs)
             trained = train_population([group[i].params for i in alive], fold,
-                                       [seeds[i] + number for i in alive], **options)
+                                       [fold_seed(seeds[i], number, len(folds)) for i in alive],
+                                       **options)
         for index, member in zip(list(alive), trained, strict=True):
             members[index] = member
             entry = group[index]
             if member.stopped == "diverged":
-                entry.reporter.record({"ended": "diverged", "message": member.message})
+                entry.reporter.record(diverged_record(member.message))
                 entry.tell(state=TrialState.FAIL, ended="diverged")
                 alive.remove(index)
                 continue
             scored = scored_row(member.rows, context.study.score)
             rows[index].append({"fold": number, **summary(scored, seconds=member.seconds)})
             try:
-                entry.reporter.report(number, {"test_r2": mean_of(rows[index], "test_r2"),
-                                               "test_mse": mean_of(rows[index], "test_mse")})
+                entry.reporter.report(number, fold_report(rows[index]))
             except optuna.TrialPruned:
                 entry.tell(state=TrialState.PRUNED, ended="pruned")
                 alive.remove(index)
@@ -438,5 +456,5 @@ def _seeds(study: Study, group: Sequence[_Entry]) -> list[int]:
 
 
 def _seed(study: Study, entry: _Entry) -> int:
-    return study.seed + entry.trial.number  # as run_trial seeds a trial
+    return trial_seed(study.seed, entry.trial.number)
 

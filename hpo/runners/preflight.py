@@ -20,9 +20,9 @@ from hpo.errors import ConfigError, HPOError
 from hpo.runners.faults import message_of
 from hpo.runners.trials import call_space
 from hpo.study.config import Study
-from hpo.train.models import build_model
+from hpo.train.models import build_model, model_spec
 from hpo.train.no_dynamo import optimizers_built_without_dynamo
-from hpo.train.objective import check_params, model_spec
+from hpo.train.objective import check_params
 from search_spaces import build_optimizer, build_scheduler
 from search_spaces.values import is_int, is_number
 

@@ -36,6 +36,7 @@ from hpo.store.storage import open_storage
 from hpo.store.summary import finished_count
 from hpo.study.algorithms import make_pruner, make_sampler
 from hpo.study.config import Study
+from hpo.train.rules import trial_seed
 
 
 class RayRunOptions(Protocol):
@@ -180,7 +181,7 @@ class _Driver:
         running = slot.running
         assert running is not None
         # Not waited for: a new actor may take seconds to start, and the others go on.
-        slot.actor.start.remote(running.params, self.study.seed + running.trial.number)
+        slot.actor.start.remote(running.params, trial_seed(self.study.seed, running.trial.number))
         slot.poll = slot.actor.events.remote(False, _POLL_SECONDS)
 
     def _collect(self, slot: _Slot) -> None:

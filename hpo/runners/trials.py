@@ -39,6 +39,7 @@ from hpo.store.storage import exclusive_claims
 from hpo.study.config import Study
 from hpo.train.objective import evaluate
 from hpo.train.reporter import PRUNING_METRIC, MemoryReporter
+from hpo.train.rules import trial_seed
 
 
 class OptunaReporter(MemoryReporter):
@@ -73,7 +74,7 @@ class OptunaReporter(MemoryReporter):
         if stop_requested():  # Ctrl-C or SIGTERM: end here, where the trial's end is told
             raise KeyboardInterrupt
         if time.monotonic() > self.deadline:
-            raise TrialTimeout(f"the trial ran past --trial-timeout {self.timeout:g} s")
+            raise TrialTimeout.past(self.timeout or 0.0)
         self.trial.report(float(metrics[PRUNING_METRIC]), epoch)
 
     def judge(self, epoch: int, view: PruningView | None = None) -> None:
@@ -180,7 +181,7 @@ def run_trial(study: Study, optuna_study: optuna.Study, trial: optuna.Trial,
         try:
             with time_limit(timeout):
                 params = call_space(study, trial)
-                value = evaluate(params, folds, reporter, seed=study.seed + trial.number,
+                value = evaluate(params, folds, reporter, seed=trial_seed(study.seed, trial.number),
                                  device=device, score=study.score, seeds=study.seeds)
         except optuna.TrialPruned:
             tell(optuna_study, trial, state=TrialState.PRUNED)

@@ -16,6 +16,8 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from hpo.train._matmul import baddbmm, bmm
+
 _aten = torch.ops.aten
 
 Activation = Callable[[torch.Tensor], torch.Tensor]
@@ -49,23 +51,23 @@ def mse_step(weights: Sequence[torch.Tensor], per_layer: int, depth: int,
     inputs, pre = [x], []
     h = x
     for layer in range(depth):
-        z = torch.baddbmm(weights[layer * per_layer + 1], h, weights[layer * per_layer])
+        z = baddbmm(weights[layer * per_layer + 1], h, weights[layer * per_layer])
         h = activation(z)
         pre.append(z)
         inputs.append(h)
-    out = torch.baddbmm(weights[-1], h, weights[-2])
+    out = baddbmm(weights[-1], h, weights[-2])
     diff = out - y
     loss = diff.pow(2).mean(dim=(1, 2))
     # What autograd runs for mean(pow(diff, 2)): 2 * diff times the mean's 1 / n, computed
     # in the tensors' dtype as there (not a Python float rounded twice).
     grad = (2 * diff) * diff.new_ones(()).div(diff[0].numel())
     grads: list[torch.Tensor | None] = [None] * len(weights)
-    grads[-2] = torch.bmm(h.transpose(1, 2), grad)
+    grads[-2] = bmm(h.transpose(1, 2), grad)
     grads[-1] = grad.sum(1, keepdim=True)
     weight = weights[-2]
     for layer in reversed(range(depth)):
-        grad = derivative(torch.bmm(grad, weight.transpose(1, 2)), pre[layer], inputs[layer + 1])
+        grad = derivative(bmm(grad, weight.transpose(1, 2)), pre[layer], inputs[layer + 1])
         weight = weights[layer * per_layer]
-        grads[layer * per_layer] = torch.bmm(inputs[layer].transpose(1, 2), grad)
+        grads[layer * per_layer] = bmm(inputs[layer].transpose(1, 2), grad)
         grads[layer * per_layer + 1] = grad.sum(1, keepdim=True)
     return loss, out, grads

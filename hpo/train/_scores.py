@@ -1,5 +1,4 @@
-"""A population's per-model scores, padded fold data and history rows (helpers of
-`hpo.train.batched`)."""
+"""A population's padded fold data and history rows (helpers of `hpo.train.batched`)."""
 
 from __future__ import annotations
 
@@ -7,25 +6,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-
-
-def scores(y: torch.Tensor, out: torch.Tensor,
-            mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-    """MSE and R² per model, in float64 as `hpo.train.metrics` computes them; with ``mask``
-    (``(models, rows, 1)``) over each model's real rows only."""
-    true, pred = y.reshape(len(y), -1).double(), out.detach().reshape(len(out), -1).double()
-    if mask is None:
-        residual = ((true - pred) ** 2).sum(1)
-        total = ((true - true.mean(1, keepdim=True)) ** 2).sum(1)
-        count = torch.full_like(residual, true.shape[1])
-    else:
-        real = mask.expand(*out.shape).reshape(len(out), -1)
-        count = real.sum(1).double()
-        residual = torch.where(real, (true - pred) ** 2, 0.0).sum(1)
-        mean = torch.where(real, true, 0.0).sum(1, keepdim=True) / count[:, None]
-        total = torch.where(real, (true - mean) ** 2, 0.0).sum(1)
-    r2 = torch.where(total == 0, (residual == 0).double(), 1.0 - residual / total)
-    return {"mse": residual / count, "r2": r2}
 
 
 def padded(parts: Sequence[Any], device: torch.device

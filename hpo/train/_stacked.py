@@ -12,8 +12,9 @@ the layers it lacks (``deeper``), so the output layer reads its own last layer.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -41,6 +42,25 @@ class Layout:
         return cls(specs[0].in_features, max(depths), width,
                    any(spec.batch_norm for spec in specs if spec.hidden),
                    specs[0].out_features)
+
+    def covers(self, specs: Sequence[ModelSpec]) -> bool:
+        """Whether models of ``specs`` fit in this layout's padded slots."""
+        needed = Layout.of(specs)
+        return (needed.in_features == self.in_features and needed.depth <= self.depth
+                and needed.width <= self.width and needed.batch_norm <= self.batch_norm
+                and needed.out_features == self.out_features
+                and (self.depth == needed.depth or all(spec.hidden for spec in specs)
+                     or self.width >= self.in_features))
+
+    def to_dict(self) -> dict[str, int | bool]:
+        """What a trial records of it (`hpo.train.rules.started_record`)."""
+        return {"depth": self.depth, "width": self.width, "batch_norm": self.batch_norm}
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any], spec: ModelSpec) -> Layout:
+        """The layout `to_dict` wrote, for a model of ``spec``."""
+        return cls(spec.in_features, int(values["depth"]), int(values["width"]),
+                   bool(values["batch_norm"]), spec.out_features)
 
     @property
     def per_layer(self) -> int:
@@ -164,3 +184,36 @@ def _copy(layout: Layout, model: nn.Module, m: int, weights: list[torch.Tensor],
     for index, tensor in slots:
         rows, columns = tensor.shape
         weights[index][m, :rows, :columns] = tensor
+
+
+def unstack(layout: Layout, spec: ModelSpec, state: Sequence[torch.Tensor]) -> nn.Module:
+    """The model of ``spec`` holding one model's weights: ``state`` is its tensors as `stack`
+    lays them out (no model axis), then batch norm's running mean and variance per layer."""
+    model = build_model(spec)
+    weights, buffers = state[:len(layout.shapes())], state[len(layout.shapes()):]
+    linears = [module for module in model.modules() if isinstance(module, nn.Linear)]
+    norms = [module for module in model.modules() if isinstance(module, nn.BatchNorm1d)]
+    with torch.no_grad():
+        for layer, linear in enumerate(linears[:-1]):
+            base = layer * layout.per_layer
+            _load(linear.weight, weights[base].T)
+            if linear.bias is not None:
+                _load(linear.bias, weights[base + 1][0])
+        for layer, norm in enumerate(norms):
+            base = layer * layout.per_layer
+            _load(norm.weight, weights[base + 2][0])
+            _load(norm.bias, weights[base + 3][0])
+            for offset, stat in enumerate((norm.running_mean, norm.running_var)):
+                assert stat is not None  # track_running_stats is on: build_model's default
+                _load(stat, buffers[2 * layer + offset][0])
+        _load(linears[-1].weight, weights[-2].T)
+        _load(linears[-1].bias, weights[-1][0])
+    return model
+
+
+def _load(target: torch.Tensor, padded: torch.Tensor) -> None:
+    """The top-left corner of a padded slot into ``target`` (the inverse of `_copy`)."""
+    if target.dim() == 1:
+        target.copy_(padded[:len(target)])
+    else:
+        target.copy_(padded[:target.shape[0], :target.shape[1]])

@@ -42,11 +42,14 @@ from torch import nn
 
 from hpo.data import Fold
 from hpo.train._backprop import DERIVATIVES, Activation, Derivative, mse_step
-from hpo.train._scores import padded, scores
+from hpo.train._matmul import baddbmm
+from hpo.train._scores import padded
 from hpo.train._scores import rows as _rows
-from hpo.train._stacked import Layout, stack
-from hpo.train.objective import model_spec
+from hpo.train._stacked import Layout, stack, unstack
+from hpo.train.metrics import scores
+from hpo.train.models import ModelSpec, model_spec
 from hpo.train.optimizers import StackedOptimizer
+from hpo.train.rules import diverged_message, divergence
 from hpo.train.schedules import Schedules
 from search_spaces import ACTIVATIONS
 
@@ -76,6 +79,15 @@ class Member:
     stopped: str | None = None
     message: str = ""
     seconds: float = 0.0
+    spec: ModelSpec | None = None
+    state: list[torch.Tensor] | None = None  # its weights when it left (keep_weights)
+    layout: Layout | None = None
+
+    def model(self) -> nn.Module:
+        """The trained model as ``build_model`` builds it (the population kept weights)."""
+        if self.state is None or self.spec is None or self.layout is None:
+            raise ValueError("Only a population trained with keep_weights=True keeps models.")
+        return unstack(self.layout, self.spec, self.state)
 
 
 def group_key(params: Mapping[str, Any], in_features: int) -> tuple[Any, ...]:
@@ -107,6 +119,8 @@ def train_population(
     callback: EpochCallback | None = None,
     every_epoch: bool = True,
     after_epoch: Callable[[Population], None] | None = None,
+    layout: Layout | None = None,
+    keep_weights: bool = False,
 ) -> list[Member]:
     """Train every params dict of one group on ``fold`` at once; score on ``fold.test``.
 
@@ -116,9 +130,9 @@ def train_population(
     Each epoch is the one-at-a-time loop's: train on every batch, score the training
     predictions, test in eval mode, step each schedule (plateau with its test loss), then
     ``callback``. A model whose loss turns non-finite stops alone (``stopped="diverged"``);
-    one whose own ``epochs`` are done leaves (``stopped=None``). Weights and data order
-    equal the one-at-a-time path's; dropout masks do not (they are drawn for the whole
-    population at once).
+    one whose own ``epochs`` are done leaves (``stopped=None``). Initial weights and data
+    order equal the course loop's (`hpo.train.loop`); dropout masks come from each model's
+    own generator, so a model draws the same masks in any population.
 
     ``every_epoch=False`` keeps only each model's last epoch's row (a k-fold score that reads
     only the final epoch): the other epochs compute the losses (divergence, plateau) but no
@@ -128,9 +142,14 @@ def train_population(
     ``after_epoch(population)`` runs after every epoch, once the models that stopped have
     left: it may `Population.admit` new models (a rolling population), which then train
     until their own epochs are done too. The returned members include them.
+
+    ``layout`` pads the models to a given `Layout` (one that covers them) rather than to
+    the smallest that fits: a model trained again in the layout it first trained in repeats
+    its arithmetic to the bit (`hpo.train.engine.replay`). With ``keep_weights`` each member
+    keeps its weights when it leaves (`Member.model`).
     """
-    torch.manual_seed(seeds[0])  # dropout masks: the same population draws the same masks
-    population = Population(params, fold, seeds, torch.device(device), every_epoch)
+    population = Population(params, fold, seeds, torch.device(device), every_epoch,
+                            layout=layout, keep_weights=keep_weights)
     epoch = 0
     while population.alive:
         epoch += 1
@@ -148,7 +167,8 @@ class Population:
     """
 
     def __init__(self, params: Sequence[Mapping[str, Any]], fold: Fold | Sequence[Fold],
-                 seeds: Sequence[int], device: torch.device, every_epoch: bool = True) -> None:
+                 seeds: Sequence[int], device: torch.device, every_epoch: bool = True, *,
+                 layout: Layout | None = None, keep_weights: bool = False) -> None:
         folds = [fold] * len(params) if isinstance(fold, Fold) else list(fold)
         in_features = folds[0].train.x.shape[1]
         keys = {group_key(p, in_features) for p in params}
@@ -162,7 +182,10 @@ class Population:
         # every model, then selecting, cost more than the rest of a mixed step).
         self.alive = sorted(range(len(params)), key=lambda m: specs[m].activation)
         axis = self.alive  # member indices, in the order of the model axis
-        self.layout = Layout.of(specs)
+        if layout is not None and not layout.covers(specs):
+            raise ValueError(f"The layout {layout} does not cover the models {specs}.")
+        self.layout = Layout.of(specs) if layout is None else layout
+        self.keep_weights = keep_weights
         stacked = stack(self.layout, [specs[m] for m in axis], [seeds[m] for m in axis],
                         device)
         self.masks, self.buffers = stacked.masks, stacked.buffers
@@ -171,7 +194,7 @@ class Population:
         self.activations = {name: ACTIVATIONS[name]().forward
                             for name in stacked.masks.activations}
         n_params = dict(zip(axis, stacked.n_params, strict=True))
-        self.members = [Member(i, p, s, n_params[i])
+        self.members = [Member(i, p, s, n_params[i], spec=specs[i], layout=self.layout)
                         for i, (p, s) in enumerate(zip(params, seeds, strict=True))]
         self.epochs_of = [int(p["epochs"]) for p in params]
         # The population's epochs already done when each member joined (admit).
@@ -191,6 +214,7 @@ class Population:
         folds = [folds[m] for m in axis]
         self._load(folds, params[0])
         self.generators = [torch.Generator().manual_seed(s) for s in seeds]
+        self.dropout_generators = [self._dropout_generator(s) for s in seeds]
         self.every_epoch = every_epoch
         self.lrs: list[float] = []
         self._what_runs()
@@ -250,7 +274,7 @@ class Population:
             return False
         if group_key(params, self.in_features) != self.key:
             return False
-        return Layout.of([*self.specs, model_spec(params, self.in_features)]) == self.layout
+        return self.layout.covers([*self.specs, model_spec(params, self.in_features)])
 
     def admit(self, params: Sequence[Mapping[str, Any]], seeds: Sequence[int]) -> list[int]:
         """Add models that `fits` allows; they start at their own epoch 1 with the next epoch,
@@ -263,11 +287,12 @@ class Population:
         stacked = stack(self.layout, specs, seeds, self.device)
         new = list(range(first, first + len(params)))
         self.specs += specs
-        self.members += [Member(i, p, s, n) for i, p, s, n
-                         in zip(new, params, seeds, stacked.n_params, strict=True)]
+        self.members += [Member(i, p, s, n, spec=spec, layout=self.layout) for i, p, s, n, spec
+                         in zip(new, params, seeds, stacked.n_params, specs, strict=True)]
         self.epochs_of += [int(p["epochs"]) for p in params]
         self.offsets += [self.epochs_done] * len(params)
         self.generators += [torch.Generator().manual_seed(s) for s in seeds]
+        self.dropout_generators += [self._dropout_generator(s) for s in seeds]
         self.schedules.add(params)
         for name in stacked.masks.activations:
             self.activations.setdefault(name, ACTIVATIONS[name]().forward)
@@ -434,27 +459,29 @@ class Population:
         padded batch (batch norm's statistics read only those)."""
         weights = self.weights
         masks, per_layer = self.masks, self.layout.per_layer
+        draws = (self._dropout_masks((self.layout.depth, x.shape[1], self.layout.width))
+                 if training and self.any_dropout else None)
         h = x
         for layer in range(self.layout.depth):
             weight, bias = weights[layer * per_layer], weights[layer * per_layer + 1]
             if self.any_bn:  # a Linear that batch norm follows has no bias (build_model)
                 bias = bias * masks.biases[layer]
-            z = torch.baddbmm(bias, h, weight)
+            z = baddbmm(bias, h, weight)
             if self.any_bn:
                 normed = self._batch_norm(z, layer, weights, training, rows)
                 z = normed if self.all_bn else torch.where(masks.batch_norm, normed, z)
             z = self._activate(z)
             if self.padded[layer]:  # padded units: exactly 0 out, exactly 0 gradient
                 z = z * masks.units[layer]
-            if training and self.any_dropout:
+            if draws is not None:
                 keep = 1.0 - self.dropout
-                z = z * (torch.rand_like(z) < keep) / keep
+                z = z * (draws[:, layer] < keep) / keep
             if self.passes[layer]:  # a shallower model keeps its last layer's output
                 if h.shape[-1] < z.shape[-1]:
                     h = nn.functional.pad(h, (0, z.shape[-1] - h.shape[-1]))
                 z = torch.where(masks.deeper[layer], z, h)
             h = z
-        return torch.baddbmm(weights[-1], h, weights[-2])
+        return baddbmm(weights[-1], h, weights[-2])
 
     def _activate(self, z: torch.Tensor) -> torch.Tensor:
         """Each model's own activation, one block of the model axis per activation."""
@@ -496,18 +523,33 @@ class Population:
                        rows: dict[int, dict[str, float]]) -> set[int]:
         stopped = set()
         for member, row in rows.items():
-            for key, what in (("train_loss", "training loss"), ("test_loss", "test loss")):
-                if not math.isfinite(row[key]):
-                    self.members[member].stopped = "diverged"
-                    self.members[member].message = (
-                        f"diverged at epoch {own[member]}: {what} is {row[key]}")
-                    stopped.add(member)
-                    break
+            problem = divergence(row["train_loss"], row["test_loss"])
+            if problem:
+                self.members[member].stopped = "diverged"
+                self.members[member].message = diverged_message(own[member], problem)
+                stopped.add(member)
         return stopped
 
     def _drop(self, members: set[int]) -> None:
-        if members:
-            self._reindex([i for i, m in enumerate(self.alive) if m not in members])
+        if not members:
+            return
+        if self.keep_weights:
+            for i, m in enumerate(self.alive):
+                if m in members:
+                    self.members[m].state = [w[i].detach().clone() for w in self.weights] + [
+                        b[i].clone() for b in self.buffers]
+        self._reindex([i for i, m in enumerate(self.alive) if m not in members])
+
+    def _dropout_generator(self, seed: int) -> torch.Generator:
+        """A model's own dropout masks: apart from its data order, which is the loop's."""
+        return torch.Generator(device=self.device).manual_seed(seed)
+
+    def _dropout_masks(self, shape: tuple[int, ...]) -> torch.Tensor:
+        """Each model's uniform draws for one batch, every hidden layer at once, from its
+        own generator: ``(models, depth, batch, width)``."""
+        return torch.stack([torch.rand(shape, generator=self.dropout_generators[m],
+                                       device=self.device, dtype=self.flat.dtype)
+                            for m in self.alive])
 
     def _reindex(self, keep: list[int]) -> None:
         """Keep the models at these positions of the model axis, in this order."""

@@ -30,9 +30,13 @@ import pandas as pd
 import torch
 from torch import nn
 
+from hpo.data import Fold, InMemoryBatches
 from hpo.errors import ConfigError, DataError
 from hpo.train.metrics import DEFAULT_SCORES, ScoreFn, mse_and_r2
+from hpo.train.models import ModelSpec, build_model, model_spec
 from hpo.train.progress import Bar
+from hpo.train.rules import diverged_message, divergence, step_schedule
+from search_spaces import build_optimizer, build_scheduler
 from search_spaces.values import is_int
 
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
@@ -110,11 +114,11 @@ def train(
         for epoch in bar:
             start = time.perf_counter()
             row = loop.epoch(epoch, train_batches, test_batches)
-            problem = _divergence(row)
+            problem = divergence(row["train_loss"], row.get("test_loss"))
             if problem:
-                stopped, message = "diverged", f"diverged at epoch {epoch}: {problem}"
+                stopped, message = "diverged", diverged_message(epoch, problem)
                 break
-            _step(scheduler, row.get("test_loss", row["train_loss"]))
+            step_schedule(scheduler, row.get("test_loss", row["train_loss"]))
             seconds += time.perf_counter() - start
             row["seconds"] = seconds
             rows.append({column: row[column] for column in columns})
@@ -199,22 +203,6 @@ def _weighted_mean(losses: list[torch.Tensor], sizes: list[int]) -> float:
     return float(torch.dot(stacked, weights)) / sum(sizes)
 
 
-def _step(scheduler: Any, loss: float) -> None:
-    if scheduler is None:
-        return
-    if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-        scheduler.step(loss)
-    else:
-        scheduler.step()
-
-
-def _divergence(row: Mapping[str, float]) -> str | None:
-    for key, what in (("train_loss", "training loss"), ("test_loss", "test loss")):
-        if not math.isfinite(row.get(key, 0.0)):
-            return f"{what} is {row[key]}"
-    return None
-
-
 def _history(rows: list[dict[str, float]], columns: list[str]) -> pd.DataFrame:
     # Typed even when empty (diverged in epoch 1), so callers can filter and plot it alike.
     dtypes = {column: "int64" if column == "epoch" else "float64" for column in columns}
@@ -232,3 +220,30 @@ def _postfix(row: Mapping[str, float]) -> dict[str, str]:
     return {key: f"{row[key]:.4g}" for key in keys}
 
 
+
+
+def train_params(
+    params: Mapping[str, Any],
+    fold: Fold,
+    *,
+    seed: int = 0,
+    device: str = "cpu",
+    callback: Callback | None = None,
+) -> tuple[nn.Module, ModelSpec, TrainResult]:
+    """The lab's loop on a trial's params, one model: what the engine (`hpo.train.objective`)
+    is held to in float64 (tests/test_population.py) and what the benchmarks time as the
+    one-at-a-time path. Initial weights and data order are drawn from ``seed``."""
+    torch.manual_seed(seed)  # the model's initial weights
+    spec = model_spec(params, fold.train.x.shape[1])
+    model = build_model(spec).to(device)
+    optimizer = build_optimizer(params, model.parameters())
+    epochs = int(params["epochs"])
+    scheduler = build_scheduler(optimizer, params, epochs=epochs)
+    x_train, y_train = fold.train.tensors(device)
+    batch_size = None if params["batch_size"] == "full" else int(params["batch_size"])
+    batches = InMemoryBatches(x_train, y_train, batch_size=batch_size, shuffle=True, seed=seed)
+    x_test, y_test = fold.test.tensors(device)
+    test = InMemoryBatches(x_test, y_test, batch_size=None, shuffle=False)
+    result = train(model, batches, epochs=epochs, optimizer=optimizer, scheduler=scheduler,
+                   test_batches=test, device=device, callback=callback)
+    return model, spec, result

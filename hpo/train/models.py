@@ -133,3 +133,17 @@ def _checked_hidden(hidden: object) -> tuple[int, ...]:
 
 def _is_positive_int(value: object) -> bool:
     return is_int(value) and value >= 1
+
+
+def model_spec(params: Mapping[str, Any], in_features: int) -> ModelSpec:
+    """The network a trial's params describe; ``hidden_layers=0`` is linear regression."""
+    layers = int(params["hidden_layers"])
+    if layers == 0:  # the architecture knobs do not apply to a single linear layer
+        return ModelSpec(in_features=in_features)
+    return ModelSpec(
+        in_features=in_features,
+        hidden=(int(params["width"]),) * layers,
+        activation=str(params["activation"]),
+        batch_norm=bool(params.get("batch_norm", False)),
+        dropout=float(params.get("dropout") or 0.0),
+    )

@@ -1,10 +1,16 @@
-"""The objective: params -> data -> model -> optimizer -> schedule -> the core loop -> test R².
+"""The objective: params -> data -> model -> optimizer -> schedule -> the engine -> test R².
+
+Every training the project does comes through here, and every one trains in the one engine,
+`hpo.train.batched` (a training alone is a population of one): `evaluate` scores one trial,
+`evaluate_many` scores several at once (``hpo compare``'s hand-picked configs × seeds, the
+verdict's candidates), `train_model` gives back a trained model (export, report).
 
 It never imports a search library: it talks back only through a Reporter, so the same code
 serves Optuna, Ray Tune, ``hpo compare`` and a plain script. Every epoch it reports the test
 R² (and MSE, learning rate); a reporter that wants the trial pruned raises, and training
-stops at once. A diverging trial raises TrialDiverged, which runners record as failed
-without stopping the study.
+stops at once. A diverging trial raises TrialDiverged (`evaluate`), which runners record as
+failed without stopping the study. The rules it follows (seeds, scoring, records) live in
+`hpo.train.rules`.
 
 Example:
     >>> from hpo.data import LabData, prepare_folds
@@ -21,23 +27,30 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import nn
 
-from hpo.data import Fold, InMemoryBatches
+from hpo.data import Fold
 from hpo.errors import ConfigError
-from hpo.train.loop import TrainResult, train
-from hpo.train.models import ModelSpec, build_model, count_parameters
+from hpo.train._stacked import Layout
+from hpo.train.batched import Member, folds_train_together, group_key, train_population
+from hpo.train.models import ModelSpec, model_spec
 from hpo.train.reporter import MemoryReporter, Reporter
-from search_spaces import build_optimizer, build_scheduler
+from hpo.train.rules import (
+    diverged_record,
+    fold_report,
+    fold_seed,
+    folds_record,
+    scored_row,
+    started_record,
+    summary,
+    training_seeds,
+)
 
-# Seeds of one trial: its own seed first (one seed trains exactly as before), then strides
-# far apart, so trial n's extra seeds never repeat trial n + 1's own.
-SEED_STRIDE = 100_000
 REQUIRED_PARAMS = ("hidden_layers", "optimizer", "lr", "scheduler", "batch_size", "epochs")
 # What each epoch reports: the pruning metric first, then what plots and reports read.
 REPORTED = ("test_r2", "test_mse", "train_mse", "train_r2", "lr", "train_loss", "test_loss",
@@ -46,47 +59,6 @@ REPORTED = ("test_r2", "test_mse", "train_mse", "train_r2", "lr", "train_loss", 
 
 class TrialDiverged(RuntimeError):
     """Training hit a non-finite loss; the trial is recorded as failed, the study goes on."""
-
-
-def model_spec(params: Mapping[str, Any], in_features: int) -> ModelSpec:
-    """The network the params describe; ``hidden_layers=0`` is linear regression."""
-    layers = int(params["hidden_layers"])
-    if layers == 0:  # the architecture knobs do not apply to a single linear layer
-        return ModelSpec(in_features=in_features)
-    return ModelSpec(
-        in_features=in_features,
-        hidden=(int(params["width"]),) * layers,
-        activation=str(params["activation"]),
-        batch_norm=bool(params.get("batch_norm", False)),
-        dropout=float(params.get("dropout") or 0.0),
-    )
-
-
-def train_params(
-    params: Mapping[str, Any],
-    fold: Fold,
-    *,
-    seed: int = 0,
-    device: str = "cpu",
-    callback: Any = None,
-    progress: bool = False,
-) -> tuple[nn.Module, ModelSpec, TrainResult]:
-    """Build everything the params describe and train it on one fold."""
-    check_params(params)
-    torch.manual_seed(seed)  # the model's initial weights
-    spec = model_spec(params, fold.train.x.shape[1])
-    model = build_model(spec).to(device)
-    optimizer = build_optimizer(params, model.parameters())
-    epochs = int(params["epochs"])
-    scheduler = build_scheduler(optimizer, params, epochs=epochs)
-    x_train, y_train = fold.train.tensors(device)
-    batch_size = None if params["batch_size"] == "full" else int(params["batch_size"])
-    batches = InMemoryBatches(x_train, y_train, batch_size=batch_size, shuffle=True, seed=seed)
-    x_test, y_test = fold.test.tensors(device)
-    test = InMemoryBatches(x_test, y_test, batch_size=None, shuffle=False)
-    result = train(model, batches, epochs=epochs, optimizer=optimizer, scheduler=scheduler,
-                   test_batches=test, device=device, callback=callback, progress=progress)
-    return model, spec, result
 
 
 def check_params(params: Mapping[str, Any]) -> None:
@@ -100,9 +72,24 @@ def check_params(params: Mapping[str, Any]) -> None:
         )
 
 
-def training_seeds(seed: int, count: int) -> list[int]:
-    """The training seeds of a trial whose seed is ``seed``, scored over ``count`` seeds."""
-    return [seed + SEED_STRIDE * k for k in range(count)]
+@dataclass
+class Job:
+    """One trial to train: its params, its seed, and what it reports to.
+
+    ``seeds`` > 1 scores it over that many training seeds (`hpo.train.rules.training_seeds`).
+    ``layout`` (as a trial records it) trains it in the padded layout it first trained in,
+    which repeats its arithmetic to the bit; ``stop`` ends it after that epoch (its weights
+    then are the ones scored with ``score="best"``).
+    """
+
+    params: Mapping[str, Any]
+    seed: int
+    reporter: Reporter = field(default_factory=MemoryReporter)
+    seeds: int = 1
+    layout: Mapping[str, Any] | None = None
+    stop: int | None = None
+    members: list[list[Member]] = field(default_factory=list)  # [seed][fold], once trained
+    value: float | None = None  # its score once trained: None when it diverged
 
 
 def evaluate(
@@ -126,104 +113,185 @@ def evaluate(
     Raises:
         TrialDiverged: the training loss became non-finite (with any seed).
     """
-    # The thread count is kept because CPU results repeat to the bit only with it.
-    reporter.record({"params": dict(params), "family": str(params["scheduler"]),
-                     "device": device, "seed": seed, "threads": torch.get_num_threads()})
-    scores = []
-    for k, one_seed in enumerate(training_seeds(seed, seeds)):
-        # Only the first seed's curve reaches the reporter; the others' are kept apart.
-        scores.append(_evaluate_seed(params, folds, reporter if k == 0 else MemoryReporter(),
-                                     seed=one_seed, device=device, score=score))
-    if seeds == 1:
-        return scores[0]
-    mean = float(np.mean(scores))
-    reporter.record({"seed_scores": scores, "r2_mean": mean,
-                     "r2_sd": float(np.std(scores, ddof=1)),
-                     "epochs_trained": int(params["epochs"]) * len(folds) * seeds})
-    return mean
+    job = Job(params, seed, reporter, seeds)
+    evaluate_many([job], folds, device=device, score=score)
+    if job.value is None:
+        raise TrialDiverged(str(reporter_attr(job, "message")))
+    return job.value
 
 
-def _evaluate_seed(
-    params: Mapping[str, Any], folds: Sequence[Fold], reporter: Reporter, *, seed: int,
-    device: str, score: str,
-) -> float:
-    if len(folds) == 1:
-        return _evaluate_split(params, folds[0], reporter, seed=seed, device=device, score=score)
-    return _evaluate_folds(params, folds, reporter, seed=seed, device=device, score=score)
+def evaluate_many(jobs: Sequence[Job], folds: Sequence[Fold], *, device: str = "cpu",
+                  score: str = "final", keep_weights: bool = False) -> list[float | None]:
+    """Score every job on ``folds`` as `evaluate` scores one (None: diverged), training the
+    jobs that can share a computation as one population. Each job's reporter gets what
+    `evaluate` reports and records; one that raises stops them all (use it with one job).
+
+    Jobs share a population only with jobs of the same padded layout (their own, or the one
+    they replay), so a job's result does not depend on the jobs it was given with.
+    """
+    for job in jobs:
+        check_params(job.params)
+    in_features = folds[0].train.x.shape[1]
+    groups: dict[Any, list[Job]] = {}
+    for job in jobs:
+        layout = job.layout or Layout.of([model_spec(job.params, in_features)]).to_dict()
+        key = (group_key(job.params, in_features), repr(sorted(layout.items())))
+        groups.setdefault(key, []).append(job)
+    for group in groups.values():
+        _Group(group, list(folds), torch.device(device), score, keep_weights).run()
+    return [job.value for job in jobs]
 
 
-def _evaluate_split(
-    params: Mapping[str, Any], fold: Fold, reporter: Reporter, *, seed: int, device: str,
-    score: str,
-) -> float:
-    def forward(epoch: int, row: Mapping[str, float]) -> None:
-        reporter.report(epoch, {key: float(row[key]) for key in REPORTED if key in row})
-
-    model, _, result = train_params(params, fold, seed=seed, device=device, callback=forward)
-    rows = _rows(result.history)
-    reporter.record({"n_params": count_parameters(model), "history": rows,
-                     "epochs_run": len(rows)})
-    _raise_if_diverged(result, reporter)
-    scored = scored_row(rows, score)
-    reporter.record(summary(scored, seconds=rows[-1]["seconds"]))
-    return scored["test_r2"]
+def reporter_attr(job: Job, key: str) -> Any:
+    """An attribute the job's reporter holds (a MemoryReporter's), or None."""
+    attrs = getattr(job.reporter, "attrs", {})
+    return attrs.get(key)
 
 
-def _evaluate_folds(
-    params: Mapping[str, Any], folds: Sequence[Fold], reporter: Reporter, *, seed: int,
-    device: str, score: str,
-) -> float:
-    rows: list[dict[str, Any]] = []
-    for number, fold in enumerate(folds, start=1):
-        model, _, result = train_params(params, fold, seed=seed + number, device=device)
-        _raise_if_diverged(result, reporter)
-        epochs = _rows(result.history)
-        rows.append({"fold": number, **summary(scored_row(epochs, score),
-                                               seconds=epochs[-1]["seconds"])})
-        reporter.report(number, {"test_r2": mean_of(rows, "test_r2"),
-                                 "test_mse": mean_of(rows, "test_mse")})
-    reporter.record(folds_record(rows, n_params=count_parameters(model),
-                                 epochs=int(params["epochs"])))
-    return mean_of(rows, "test_r2")
+class _Group:
+    """Jobs of one group key: their members (seeds × folds) trained as populations."""
+
+    def __init__(self, jobs: list[Job], folds: list[Fold], device: torch.device, score: str,
+                 keep_weights: bool) -> None:
+        self.jobs, self.folds, self.device, self.score = jobs, folds, device, score
+        self.keep_weights = keep_weights
+        self.seeds = [training_seeds(job.seed, job.seeds) for job in jobs]
+        in_features = folds[0].train.x.shape[1]
+        specs = [model_spec(job.params, in_features) for job in jobs]
+        self.layout = _layout(jobs, specs)
+        for job, seed in zip(jobs, self.seeds, strict=True):
+            job.members = [[] for _ in seed]
+            job.reporter.record(started_record(
+                job.params, device=str(device), seed=job.seed, layout=self.layout.to_dict()))
+
+    def run(self) -> None:
+        count = sum(len(seeds) for seeds in self.seeds) * (
+            len(self.folds) if folds_train_together(self.jobs[0].params, self.folds) else 1)
+        for job in self.jobs:
+            job.reporter.record({"population": count})
+        if len(self.folds) == 1:
+            self._train(self.folds[0], None, report=True)
+            for job in self.jobs:
+                self._finish_split(job)
+            return
+        self._run_folds()
+
+    def _train(self, fold: Fold, number: int | None, report: bool,
+               folds: list[Fold] | None = None, jobs: list[int] | None = None) -> None:
+        """Train every seed of ``jobs`` (all by default) on ``fold`` (fold ``number``), or
+        on each of ``folds`` at once."""
+        parts = folds if folds is not None else [fold]
+        entries = [(j, k, f) for j in (range(len(self.jobs)) if jobs is None else jobs)
+                   for k in range(len(self.seeds[j])) for f in range(len(parts))]
+        if not entries:
+            return
+        params = [self.jobs[j].params for j, _, _ in entries]
+        seeds = [fold_seed(self.seeds[j][k], (number or f + 1), len(self.folds))
+                 for j, k, f in entries]
+        firsts = {i: j for i, (j, k, f) in enumerate(entries) if k == 0 and f == 0}
+        stops = {i: stop for i, (j, _, _) in enumerate(entries)
+                 if (stop := self.jobs[j].stop) is not None}
+        every_epoch = report or self.score == "best" or bool(stops)
+
+        def callback(_epoch: int, rows: Mapping[int, dict[str, float]]) -> set[int]:
+            if report:
+                for index, row in rows.items():
+                    if index in firsts:
+                        self.jobs[firsts[index]].reporter.report(
+                            int(row["epoch"]), {key: float(row[key]) for key in REPORTED})
+            return {i for i, row in rows.items() if i in stops and row["epoch"] >= stops[i]}
+
+        trained = train_population(
+            params, parts if folds is not None else fold, seeds, device=self.device,
+            callback=callback, every_epoch=every_epoch, layout=self.layout,
+            keep_weights=self.keep_weights)
+        for (j, k, _), member in zip(entries, trained, strict=True):
+            self.jobs[j].members[k].append(member)
+
+    def _finish_split(self, job: Job) -> None:
+        first = job.members[0][0]
+        job.reporter.record({"n_params": first.n_params, "history": first.rows,
+                             "epochs_run": len(first.rows)})
+        diverged = next((m[0] for m in job.members if m[0].stopped == "diverged"), None)
+        if diverged is not None:
+            job.reporter.record(diverged_record(diverged.message))
+            return
+        values = [float(scored_row(m[0].rows, self.score)["test_r2"]) for m in job.members]
+        job.reporter.record(summary(scored_row(first.rows, self.score), seconds=first.seconds))
+        self._set_value(job, values, epochs=int(job.params["epochs"]))
+
+    def _run_folds(self) -> None:
+        """Fold after fold, each reported in order (a pruner may stop the trial between
+        folds); when every fold makes as many batches, all folds train at once first."""
+        together = folds_train_together(self.jobs[0].params, self.folds)
+        if together:
+            self._train(self.folds[0], None, report=False, folds=self.folds)
+        rows: list[list[dict[str, Any]]] = [[] for _ in self.jobs]
+        for number, fold in enumerate(self.folds, start=1):
+            alive = [j for j in range(len(self.jobs)) if len(rows[j]) == number - 1]
+            if not together:
+                self._train(fold, number, report=False, jobs=alive)
+            for j in alive:
+                self._report_fold(self.jobs[j], rows[j], number)
+        for job, job_rows in zip(self.jobs, rows, strict=True):
+            if len(job_rows) == len(self.folds):
+                self._finish_folds(job, job_rows)
+
+    def _report_fold(self, job: Job, rows: list[dict[str, Any]], number: int) -> None:
+        """Report fold ``number`` of ``job`` (its first seed's), or record that it diverged."""
+        diverged = next((m[number - 1] for m in job.members
+                         if m[number - 1].stopped == "diverged"), None)
+        if diverged is not None:
+            job.reporter.record(diverged_record(diverged.message))
+            return
+        member = job.members[0][number - 1]
+        rows.append({"fold": number, **summary(scored_row(member.rows, self.score),
+                                               seconds=member.seconds)})
+        job.reporter.report(number, fold_report(rows))
+
+    def _finish_folds(self, job: Job, rows: list[dict[str, Any]]) -> None:
+        job.reporter.record(folds_record(rows, n_params=job.members[0][0].n_params,
+                                         epochs=int(job.params["epochs"])))
+        values = [float(np.mean([float(scored_row(m.rows, self.score)["test_r2"])
+                                 for m in members])) for members in job.members]
+        self._set_value(job, values, epochs=int(job.params["epochs"]) * len(self.folds))
+
+    @staticmethod
+    def _set_value(job: Job, values: list[float], epochs: int) -> None:
+        job.value = values[0]
+        if len(values) > 1:
+            job.value = float(np.mean(values))
+            job.reporter.record({"seed_scores": values, "r2_mean": job.value,
+                                 "r2_sd": float(np.std(values, ddof=1)),
+                                 "epochs_trained": epochs * len(values)})
 
 
-def _raise_if_diverged(result: TrainResult, reporter: Reporter) -> None:
-    if result.diverged:
-        reporter.record({"ended": "diverged", "message": result.message})
-        raise TrialDiverged(result.message)
+
+def _layout(jobs: Sequence[Job], specs: Sequence[ModelSpec]) -> Layout:
+    """The padded layout of a group: the one its jobs first trained in, when they say so."""
+    if not any(job.layout for job in jobs):
+        return Layout.of(specs)
+    if any(job.layout != jobs[0].layout for job in jobs):
+        raise ValueError("Jobs replayed in one population must share one layout.")
+    layout = Layout.from_dict(dict(jobs[0].layout or {}), specs[0])
+    if not layout.covers(specs):
+        raise ConfigError(f"The stored layout {dict(jobs[0].layout or {})} cannot hold the "
+                          f"trial's model {specs[0]}; was the study stored by another hpo?")
+    return layout
 
 
-# Scoring a trial from its per-epoch rows, shared with the population runner
-# (hpo.runners.population), whose records must match these.
-
-def scored_row(rows: Sequence[Mapping[str, float]], score: str) -> Mapping[str, float]:
-    """The epoch the trial is scored on: the last, or the first with the best test R²."""
-    if score == "best":
-        return max(rows, key=lambda row: row["test_r2"])
-    return rows[-1]
-
-
-def summary(row: Mapping[str, float], seconds: float) -> dict[str, Any]:
-    """The attrs of a trial scored on ``row`` (one split, or one fold's row)."""
-    return {"train_mse": float(row["train_mse"]), "test_mse": float(row["test_mse"]),
-            "test_r2": float(row["test_r2"]), "seconds": seconds, "ended": "completed"}
-
-
-def folds_record(rows: list[dict[str, Any]], *, n_params: int, epochs: int) -> dict[str, Any]:
-    """The attrs of a cross-validated trial, from its fold rows (``summary`` plus ``fold``)."""
-    return {"n_params": n_params, "history": rows, "epochs_run": epochs, "ended": "completed",
-            **{k: mean_of(rows, k) for k in ("train_mse", "test_mse", "test_r2")},
-            "seconds": sum(row["seconds"] for row in rows)}
-
-
-def mean_of(rows: Sequence[Mapping[str, Any]], key: str) -> float:
-    """The mean of ``key`` over ``rows`` (the running mean R² a k-fold trial reports)."""
-    return sum(row[key] for row in rows) / len(rows)
-
-
-def _rows(history: pd.DataFrame) -> list[dict[str, float]]:
-    return [{str(key): float(value) for key, value in row.items()}
-            for row in history.to_dict(orient="records")]
+def train_model(params: Mapping[str, Any], fold: Fold, *, seed: int = 0, device: str = "cpu",
+                layout: Mapping[str, Any] | None = None, stop: int | None = None,
+                reporter: Reporter | None = None) -> tuple[nn.Module, ModelSpec, Member]:
+    """Train the params on one fold as a population of one and return the trained model,
+    its spec and its `Member` (rows, how it stopped). ``layout`` and ``stop`` as in `Job`.
+    """
+    job = Job(params, seed, reporter or MemoryReporter(), layout=layout, stop=stop)
+    evaluate_many([job], [fold], device=device, keep_weights=True)
+    member = job.members[0][0]
+    model = member.model()
+    assert member.spec is not None
+    return model, member.spec, member
 
 
 def train_and_score(

@@ -9,6 +9,7 @@ read from the stand-in is therefore the lr the one-at-a-time path trains with.
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -17,6 +18,7 @@ import torch
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
 from hpo.train.no_dynamo import StandInSGD
+from hpo.train.rules import step_schedule
 from search_spaces import build_scheduler
 
 _NOT_STEPPED = r"Detected call of `lr_scheduler.step\(\)` before `optimizer.step\(\)`"
@@ -55,10 +57,4 @@ class Schedules:
             # 40 us per model-epoch), which torch's schedulers would warn about.
             warnings.filterwarnings("ignore", message=_NOT_STEPPED, category=UserWarning)
             for member in members:
-                scheduler = self.schedulers[member]
-                if scheduler is None:
-                    continue
-                if isinstance(scheduler, ReduceLROnPlateau):
-                    scheduler.step(losses[member])
-                else:
-                    scheduler.step()
+                step_schedule(self.schedulers[member], losses.get(member, math.nan))
