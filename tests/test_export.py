@@ -98,7 +98,7 @@ def retrained_by_hand(storage: str, name: str) -> tuple[torch.nn.Module, Any, An
     torch.set_num_threads(trial.user_attrs["threads"])
     try:
         model, _, _ = train_model(trial_params(trial), fold, seed=trial.user_attrs["seed"],
-                                  layout=trial.system_attrs["layout"], stop=stop)
+                                  layout=trial.system_attrs["layout"], stop_after=stop)
     finally:
         torch.set_num_threads(1)
     return model.eval(), fold, trial

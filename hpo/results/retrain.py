@@ -51,7 +51,7 @@ def replay(trial: FrozenTrial, record: dict[str, Any], *, models: bool = False,
     job = Job(trial_params(trial), int(trial.user_attrs["seed"]),
               _BarReporter(bar, score_label(record)),
               seeds=1 if models else int(record.get("seeds") or 1),
-              layout=trial_attr(trial, "layout"), stop=stop)
+              layout=trial_attr(trial, "layout"), stop_after=stop)
     try:
         with torch_threads(trial.user_attrs.get("threads")):
             evaluate_many([job], folds, score=str(record.get("score", "final")),

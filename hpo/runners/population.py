@@ -72,21 +72,13 @@ from hpo.train._stacked import Layout
 from hpo.train.batched import (
     Member,
     Population,
-    folds_train_together,
     group_key,
     train_population,
 )
 from hpo.train.models import model_spec
-from hpo.train.objective import REPORTED
+from hpo.train.objective import REPORTED, Job, evaluate_many, record_member
 from hpo.train.rules import (
-    diverged_record,
-    fold_report,
-    fold_seed,
-    folds_record,
-    mean_of,
-    scored_row,
     started_record,
-    summary,
     trial_seed,
 )
 
@@ -384,71 +376,34 @@ def _time_out(context: _Context, group: Sequence[_Entry], indices: Iterable[int]
 
 
 def _finish(study: Study, entry: _Entry, member: Member) -> None:
-    entry.reporter.record({"n_params": member.n_params, "history": member.rows,
-                           "epochs_run": len(member.rows)})
-    if member.stopped == "diverged":
-        entry.reporter.record(diverged_record(member.message))
+    value = record_member(entry.reporter, member, study.score)
+    if value is None:
         entry.tell(state=TrialState.FAIL, ended="diverged")
-        return
-    scored = scored_row(member.rows, study.score)
-    entry.reporter.record(summary(scored, seconds=member.seconds))
-    entry.tell(scored["test_r2"])
+    else:
+        entry.tell(value)
 
 
 def _train_folds(context: _Context, group: list[_Entry], check_orphan: Callable[[], None]
                  ) -> None:
+    """The group's trials cross-validated by the engine (`hpo.train.objective.evaluate_many`:
+    every fold at once where they make as many batches, reported fold after fold), each
+    pruned alone; every fold in the layout the trials record, however many are left."""
     def check() -> None:  # after every epoch: its trials started together, so one limit
         check_orphan()
         if time.monotonic() > group[0].deadline:
             raise TrialTimeout.past(context.timeout or 0.0)
 
-    rows: dict[int, list[dict[str, Any]]] = {i: [] for i in range(len(group))}
-    alive, members = list(range(len(group))), {}
-    folds, seeds = context.folds, _seeds(context.study, group)
-    options: dict[str, Any] = {
-        "device": context.device, "callback": lambda _epoch, _rows: check(),
-        "every_epoch": context.study.score == "best",  # "final" reads the last epoch only
-        # Every fold in the layout the trials record, however many are left to train.
-        "layout": Layout.of([model_spec(entry.params, context.in_features)
-                             for entry in group])}
-    # Every fold at once (one more batch axis; the same models, seeds and scores as fold
-    # after fold), reported fold after fold below: a trial pruned after fold j trained the
-    # later folds for nothing, which costs a population little wall time.
-    together = folds_train_together(group[0].params, folds)
-    if together:
-        every = train_population(
-            [entry.params for entry in group for _ in folds], [f for _ in group for f in folds],
-            [fold_seed(seed, number, len(folds)) for seed in seeds
-             for number in range(1, len(folds) + 1)], **options)
-    for number, fold in enumerate(folds, start=1):
-        if together:
-            trained = [every[i * len(folds) + number - 1] for i in alive]
-        else:  # the time limit is checked each epoch (one at a time: also inside epochs)
-            trained = train_population([group[i].params for i in alive], fold,
-                                       [fold_seed(seeds[i], number, len(folds)) for i in alive],
-                                       **options)
-        for index, member in zip(list(alive), trained, strict=True):
-            members[index] = member
-            entry = group[index]
-            if member.stopped == "diverged":
-                entry.reporter.record(diverged_record(member.message))
-                entry.tell(state=TrialState.FAIL, ended="diverged")
-                alive.remove(index)
-                continue
-            scored = scored_row(member.rows, context.study.score)
-            rows[index].append({"fold": number, **summary(scored, seconds=member.seconds)})
-            try:
-                entry.reporter.report(number, fold_report(rows[index]))
-            except optuna.TrialPruned:
-                entry.tell(state=TrialState.PRUNED, ended="pruned")
-                alive.remove(index)
-        if not alive:
-            break
-    for index in alive:
-        entry = group[index]
-        entry.reporter.record(folds_record(rows[index], n_params=members[index].n_params,
-                                           epochs=int(entry.params["epochs"])))
-        entry.tell(mean_of(rows[index], "test_r2"))
+    jobs = [Job(entry.params, _seed(context.study, entry), entry.reporter) for entry in group]
+    evaluate_many(jobs, context.folds, device=context.device, score=context.study.score,
+                  stops=(optuna.TrialPruned,), check=check,
+                  layout=Layout.of([model_spec(e.params, context.in_features) for e in group]))
+    for entry, job in zip(group, jobs, strict=True):
+        if job.stopped:
+            entry.tell(state=TrialState.PRUNED, ended="pruned")
+        elif job.value is None:
+            entry.tell(state=TrialState.FAIL, ended="diverged")
+        else:
+            entry.tell(job.value)
 
 
 def _seeds(study: Study, group: Sequence[_Entry]) -> list[int]:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from hpo.train._matmul import baddbmm, bmm
+from hpo.train._kernels import baddbmm, bmm, whole_vectors
 
 _aten = torch.ops.aten
 
@@ -52,7 +52,7 @@ def mse_step(weights: Sequence[torch.Tensor], per_layer: int, depth: int,
     h = x
     for layer in range(depth):
         z = baddbmm(weights[layer * per_layer + 1], h, weights[layer * per_layer])
-        h = activation(z)
+        h = whole_vectors(activation, z)
         pre.append(z)
         inputs.append(h)
     out = baddbmm(weights[-1], h, weights[-2])
@@ -66,7 +66,8 @@ def mse_step(weights: Sequence[torch.Tensor], per_layer: int, depth: int,
     grads[-1] = grad.sum(1, keepdim=True)
     weight = weights[-2]
     for layer in reversed(range(depth)):
-        grad = derivative(bmm(grad, weight.transpose(1, 2)), pre[layer], inputs[layer + 1])
+        grad = whole_vectors(derivative, bmm(grad, weight.transpose(1, 2)), pre[layer],
+                             inputs[layer + 1])
         weight = weights[layer * per_layer]
         grads[layer * per_layer] = bmm(inputs[layer].transpose(1, 2), grad)
         grads[layer * per_layer + 1] = grad.sum(1, keepdim=True)

@@ -42,7 +42,7 @@ from torch import nn
 
 from hpo.data import Fold
 from hpo.train._backprop import DERIVATIVES, Activation, Derivative, mse_step
-from hpo.train._matmul import baddbmm
+from hpo.train._kernels import baddbmm, whole_vectors
 from hpo.train._scores import padded
 from hpo.train._scores import rows as _rows
 from hpo.train._stacked import Layout, stack, unstack
@@ -316,7 +316,7 @@ class Population:
         self.epochs_done = epoch
         lrs = self.schedules.lrs(self.alive)
         if lrs != self.lrs:  # constant schedules: one copy to the device, not one per epoch
-            self.optimizer.set_lr(torch.tensor(lrs, dtype=torch.float64, device=self.device))
+            self.optimizer.set_lr(lrs)
             self.lrs = lrs
         own = {m: epoch - self.offsets[m] for m in self.alive}  # each model's own epoch
         ending = {m for m in self.alive if self.epochs_of[m] == own[m]}
@@ -486,9 +486,9 @@ class Population:
     def _activate(self, z: torch.Tensor) -> torch.Tensor:
         """Each model's own activation, one block of the model axis per activation."""
         if len(self.blocks) == 1:
-            return self.activations[self.blocks[0][0]](z)
+            return whole_vectors(self.activations[self.blocks[0][0]], z)
         blocks = z.split([count for _, count in self.blocks])
-        return torch.cat([self.activations[name](block)
+        return torch.cat([whole_vectors(self.activations[name], block)
                           for (name, _), block in zip(self.blocks, blocks, strict=True)])
 
     def _batch_norm(self, z: torch.Tensor, layer: int, weights: list[torch.Tensor],

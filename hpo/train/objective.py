@@ -26,7 +26,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,8 +78,8 @@ class Job:
 
     ``seeds`` > 1 scores it over that many training seeds (`hpo.train.rules.training_seeds`).
     ``layout`` (as a trial records it) trains it in the padded layout it first trained in,
-    which repeats its arithmetic to the bit; ``stop`` ends it after that epoch (its weights
-    then are the ones scored with ``score="best"``).
+    which repeats its arithmetic to the bit; ``stop_after`` ends it after that epoch (its
+    weights then are the ones scored with ``score="best"``).
     """
 
     params: Mapping[str, Any]
@@ -87,9 +87,10 @@ class Job:
     reporter: Reporter = field(default_factory=MemoryReporter)
     seeds: int = 1
     layout: Mapping[str, Any] | None = None
-    stop: int | None = None
+    stop_after: int | None = None
     members: list[list[Member]] = field(default_factory=list)  # [seed][fold], once trained
-    value: float | None = None  # its score once trained: None when it diverged
+    value: float | None = None  # its score once trained: None when it diverged or stopped
+    stopped: bool = False  # its reporter raised one of `evaluate_many`'s ``stops``
 
 
 def evaluate(
@@ -113,18 +114,24 @@ def evaluate(
     Raises:
         TrialDiverged: the training loss became non-finite (with any seed).
     """
-    job = Job(params, seed, reporter, seeds)
+    job = Job(params, seed, _Attrs(reporter), seeds)
     evaluate_many([job], folds, device=device, score=score)
     if job.value is None:
-        raise TrialDiverged(str(reporter_attr(job, "message")))
+        raise TrialDiverged(str(job.reporter.attrs.get("message")))  # type: ignore[attr-defined]
     return job.value
 
 
 def evaluate_many(jobs: Sequence[Job], folds: Sequence[Fold], *, device: str = "cpu",
-                  score: str = "final", keep_weights: bool = False) -> list[float | None]:
+                  score: str = "final", keep_weights: bool = False,
+                  stops: tuple[type[BaseException], ...] = (),
+                  check: Callable[[], None] | None = None,
+                  layout: Layout | None = None) -> list[float | None]:
     """Score every job on ``folds`` as `evaluate` scores one (None: diverged), training the
     jobs that can share a computation as one population. Each job's reporter gets what
-    `evaluate` reports and records; one that raises stops them all (use it with one job).
+    `evaluate` reports and records. A reporter that raises one of ``stops`` (a pruner's
+    "stop this trial") stops its job alone (`Job.stopped`); anything else it raises stops
+    them all, and so does ``check``, called after every epoch (a time limit, say).
+    ``layout`` pads every job to it (a runner's population records it).
 
     Jobs share a population only with jobs of the same padded layout (their own, or the one
     they replay), so a job's result does not depend on the jobs it was given with.
@@ -134,27 +141,40 @@ def evaluate_many(jobs: Sequence[Job], folds: Sequence[Fold], *, device: str = "
     in_features = folds[0].train.x.shape[1]
     groups: dict[Any, list[Job]] = {}
     for job in jobs:
-        layout = job.layout or Layout.of([model_spec(job.params, in_features)]).to_dict()
-        key = (group_key(job.params, in_features), repr(sorted(layout.items())))
+        if layout is not None:
+            job.layout = layout.to_dict()
+        own = job.layout or Layout.of([model_spec(job.params, in_features)]).to_dict()
+        key = (group_key(job.params, in_features), repr(sorted(own.items())))
         groups.setdefault(key, []).append(job)
     for group in groups.values():
-        _Group(group, list(folds), torch.device(device), score, keep_weights).run()
+        _Group(group, list(folds), torch.device(device), score, keep_weights, stops,
+               check).run()
     return [job.value for job in jobs]
 
 
-def reporter_attr(job: Job, key: str) -> Any:
-    """An attribute the job's reporter holds (a MemoryReporter's), or None."""
-    attrs = getattr(job.reporter, "attrs", {})
-    return attrs.get(key)
+class _Attrs(MemoryReporter):
+    """Passes everything on to ``reporter``, keeping the attributes it records too."""
+
+    def __init__(self, reporter: Reporter) -> None:
+        super().__init__()
+        self.inner = reporter
+
+    def report(self, epoch: int, metrics: Mapping[str, float]) -> None:
+        self.inner.report(epoch, metrics)
+
+    def record(self, attrs: Mapping[str, Any]) -> None:
+        super().record(attrs)
+        self.inner.record(attrs)
 
 
 class _Group:
     """Jobs of one group key: their members (seeds × folds) trained as populations."""
 
     def __init__(self, jobs: list[Job], folds: list[Fold], device: torch.device, score: str,
-                 keep_weights: bool) -> None:
+                 keep_weights: bool, stops: tuple[type[BaseException], ...],
+                 check: Callable[[], None] | None) -> None:
         self.jobs, self.folds, self.device, self.score = jobs, folds, device, score
-        self.keep_weights = keep_weights
+        self.keep_weights, self.stops, self.check = keep_weights, stops, check
         self.seeds = [training_seeds(job.seed, job.seeds) for job in jobs]
         in_features = folds[0].train.x.shape[1]
         specs = [model_spec(job.params, in_features) for job in jobs]
@@ -189,17 +209,23 @@ class _Group:
         seeds = [fold_seed(self.seeds[j][k], (number or f + 1), len(self.folds))
                  for j, k, f in entries]
         firsts = {i: j for i, (j, k, f) in enumerate(entries) if k == 0 and f == 0}
-        stops = {i: stop for i, (j, _, _) in enumerate(entries)
-                 if (stop := self.jobs[j].stop) is not None}
-        every_epoch = report or self.score == "best" or bool(stops)
+        stop_after = {i: stop for i, (j, _, _) in enumerate(entries)
+                      if (stop := self.jobs[j].stop_after) is not None}
+        every_epoch = report or self.score == "best" or bool(stop_after)
 
         def callback(_epoch: int, rows: Mapping[int, dict[str, float]]) -> set[int]:
+            ended = {i for i, row in rows.items()
+                     if i in stop_after and row["epoch"] >= stop_after[i]}
             if report:
                 for index, row in rows.items():
-                    if index in firsts:
-                        self.jobs[firsts[index]].reporter.report(
-                            int(row["epoch"]), {key: float(row[key]) for key in REPORTED})
-            return {i for i, row in rows.items() if i in stops and row["epoch"] >= stops[i]}
+                    if index in firsts and not self._report(
+                            self.jobs[firsts[index]], int(row["epoch"]),
+                            {key: float(row[key]) for key in REPORTED}):
+                        ended |= {i for i, (j, _, _) in enumerate(entries)
+                                  if j == firsts[index]}
+            if self.check is not None:
+                self.check()
+            return ended
 
         trained = train_population(
             params, parts if folds is not None else fold, seeds, device=self.device,
@@ -208,17 +234,24 @@ class _Group:
         for (j, k, _), member in zip(entries, trained, strict=True):
             self.jobs[j].members[k].append(member)
 
+    def _report(self, job: Job, step: int, metrics: Mapping[str, float]) -> bool:
+        """Report to the job's reporter; False when it stopped the job (``stops``)."""
+        try:
+            job.reporter.report(step, metrics)
+        except self.stops:
+            job.stopped = True
+            return False
+        return True
+
     def _finish_split(self, job: Job) -> None:
-        first = job.members[0][0]
-        job.reporter.record({"n_params": first.n_params, "history": first.rows,
-                             "epochs_run": len(first.rows)})
-        diverged = next((m[0] for m in job.members if m[0].stopped == "diverged"), None)
-        if diverged is not None:
-            job.reporter.record(diverged_record(diverged.message))
+        if job.stopped:
             return
-        values = [float(scored_row(m[0].rows, self.score)["test_r2"]) for m in job.members]
-        job.reporter.record(summary(scored_row(first.rows, self.score), seconds=first.seconds))
-        self._set_value(job, values, epochs=int(job.params["epochs"]))
+        diverged = next((m[0] for m in job.members[1:] if m[0].stopped == "diverged"), None)
+        value = record_member(job.reporter, job.members[0][0], self.score, diverged)
+        if value is not None:
+            values = [value] + [float(scored_row(m[0].rows, self.score)["test_r2"])
+                                for m in job.members[1:]]
+            self._set_value(job, values, epochs=int(job.params["epochs"]))
 
     def _run_folds(self) -> None:
         """Fold after fold, each reported in order (a pruner may stop the trial between
@@ -228,13 +261,14 @@ class _Group:
             self._train(self.folds[0], None, report=False, folds=self.folds)
         rows: list[list[dict[str, Any]]] = [[] for _ in self.jobs]
         for number, fold in enumerate(self.folds, start=1):
-            alive = [j for j in range(len(self.jobs)) if len(rows[j]) == number - 1]
+            alive = [j for j, job in enumerate(self.jobs)
+                     if len(rows[j]) == number - 1 and not job.stopped]
             if not together:
                 self._train(fold, number, report=False, jobs=alive)
             for j in alive:
                 self._report_fold(self.jobs[j], rows[j], number)
         for job, job_rows in zip(self.jobs, rows, strict=True):
-            if len(job_rows) == len(self.folds):
+            if len(job_rows) == len(self.folds) and not job.stopped:
                 self._finish_folds(job, job_rows)
 
     def _report_fold(self, job: Job, rows: list[dict[str, Any]], number: int) -> None:
@@ -247,7 +281,7 @@ class _Group:
         member = job.members[0][number - 1]
         rows.append({"fold": number, **summary(scored_row(member.rows, self.score),
                                                seconds=member.seconds)})
-        job.reporter.report(number, fold_report(rows))
+        self._report(job, number, fold_report(rows))
 
     def _finish_folds(self, job: Job, rows: list[dict[str, Any]]) -> None:
         job.reporter.record(folds_record(rows, n_params=job.members[0][0].n_params,
@@ -267,6 +301,22 @@ class _Group:
 
 
 
+def record_member(reporter: Reporter, member: Member, score: str,
+                  diverged: Member | None = None) -> float | None:
+    """Record how a trial trained on one split went, from its `Member`: its curve, then
+    its scores, or that it diverged (it, or ``diverged``: another seed of it). Returns its
+    score, None when it diverged."""
+    reporter.record({"n_params": member.n_params, "history": member.rows,
+                     "epochs_run": len(member.rows)})
+    culprit = member if member.stopped == "diverged" else diverged
+    if culprit is not None:
+        reporter.record(diverged_record(culprit.message))
+        return None
+    scored = scored_row(member.rows, score)
+    reporter.record(summary(scored, seconds=member.seconds))
+    return float(scored["test_r2"])
+
+
 def _layout(jobs: Sequence[Job], specs: Sequence[ModelSpec]) -> Layout:
     """The padded layout of a group: the one its jobs first trained in, when they say so."""
     if not any(job.layout for job in jobs):
@@ -281,12 +331,12 @@ def _layout(jobs: Sequence[Job], specs: Sequence[ModelSpec]) -> Layout:
 
 
 def train_model(params: Mapping[str, Any], fold: Fold, *, seed: int = 0, device: str = "cpu",
-                layout: Mapping[str, Any] | None = None, stop: int | None = None,
+                layout: Mapping[str, Any] | None = None, stop_after: int | None = None,
                 reporter: Reporter | None = None) -> tuple[nn.Module, ModelSpec, Member]:
     """Train the params on one fold as a population of one and return the trained model,
-    its spec and its `Member` (rows, how it stopped). ``layout`` and ``stop`` as in `Job`.
-    """
-    job = Job(params, seed, reporter or MemoryReporter(), layout=layout, stop=stop)
+    its spec and its `Member` (rows, how it stopped). ``layout`` and ``stop_after`` as in
+    `Job`."""
+    job = Job(params, seed, reporter or MemoryReporter(), layout=layout, stop_after=stop_after)
     evaluate_many([job], [fold], device=device, keep_weights=True)
     member = job.members[0][0]
     model = member.model()

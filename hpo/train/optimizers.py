@@ -32,9 +32,15 @@ class StackedOptimizer:
         self.kinds: list[str] = []
         self.masks: dict[str, torch.Tensor] = {}
         self.steps = 0
-        # The step count when each model joined, (models, 1, ...); None while every model
-        # joined at the start (Adam's bias correction then takes one number for all).
-        self.joined: torch.Tensor | None = None
+        # On the host, per model in model-axis order: the step count when it joined and its
+        # lr. Adam's bias corrections are computed from them in Python floats, as torch's
+        # Adam computes them, whatever the company: a tensor pow rounds otherwise, and
+        # differently for a model alone than in a population.
+        self.joined: list[int] = []
+        self.lrs: list[float] = []
+        # Adam's corrections, computed once per step: (the step, (step size, correction 2)).
+        self._corrections: tuple[int, tuple[torch.Tensor, torch.Tensor]] = (-1, (
+            torch.empty(0), torch.empty(0)))
         self.state: list[dict[str, torch.Tensor]] = [{} for _ in weights]
         empty = self._column([])
         self.weight_decay = self.momentum = self.lr = empty
@@ -61,6 +67,9 @@ class StackedOptimizer:
         self.momentum = joined(self.momentum, [float(p.get("momentum") or 0.0) for p in params])
         self.nesterov = joined(self.nesterov, [float(bool(p.get("nesterov"))) for p in params])
         self.lr = joined(self.lr, [float(p["lr"]) for p in params])
+        self.lrs += [float(p["lr"]) for p in params]
+        self.joined += [self.steps] * len(params)
+        self._corrections = (-1, self._corrections[1])
         self._what_runs()
 
     def _what_runs(self) -> None:
@@ -71,36 +80,30 @@ class StackedOptimizer:
     def admit(self, params: Sequence[Mapping[str, Any]], weights: list[torch.Tensor]) -> None:
         """Models that join mid-training (appended to the model axis of ``weights``): their
         state starts at zero and their step count at 0, as a fresh torch optimizer's."""
-        before = len(self.lr)
         self._add_knobs(params)
-        if self.joined is not None or self.steps:
-            joined = self.joined if self.joined is not None else self._column([0.0] * before)
-            self.joined = torch.cat([joined, self._column([float(self.steps)] * len(params))])
         # Zero rows are a fresh state: Adam's and RMSprop's moments start at 0, and SGD's
         # momentum buffer 0 * momentum + grad is the first gradient, as torch starts it.
         self.state = [{k: torch.cat([v, v.new_zeros(len(params), *v.shape[1:])])
                        for k, v in state.items()} for state in self.state]
         self.weights = weights
 
-    def model_steps(self) -> float | torch.Tensor:
-        """How many steps each model has taken (Adam's bias correction)."""
-        return self.steps if self.joined is None else self.steps - self.joined
-
-    def adam_corrections(self) -> tuple[torch.Tensor, float | torch.Tensor]:
+    def adam_corrections(self) -> tuple[torch.Tensor, torch.Tensor]:
         """This step's Adam step size (lr over the first moment's bias correction) and the
-        square root of the second moment's bias correction, per model."""
+        square root of the second moment's bias correction, per model, ``(models, 1)``."""
         beta1, beta2 = _BETAS
-        steps = self.model_steps()
-        if not isinstance(steps, torch.Tensor):  # every model joined at the start
-            return self.lr / (1 - beta1**steps), (1 - beta2**steps) ** 0.5
-        # torch.pow and torch.rsub, not ``1 - beta**steps``: Python's reflected operators on
-        # a tensor go through torch's Python wrappers, which cost more than these tiny ops.
-        return (self.lr / torch.rsub(torch.pow(beta1, steps), 1),
-                torch.rsub(torch.pow(beta2, steps), 1).sqrt())
+        if self._corrections[0] != self.steps:
+            steps = [self.steps - joined for joined in self.joined]
+            self._corrections = (self.steps, (
+                self._column([lr / (1 - beta1**s) for lr, s in zip(self.lrs, steps,
+                                                                    strict=True)]),
+                self._column([(1 - beta2**s) ** 0.5 for s in steps])))
+        return self._corrections[1]
 
-    def set_lr(self, lrs: torch.Tensor) -> None:
+    def set_lr(self, lrs: Sequence[float]) -> None:
         """This epoch's learning rate of every model still training, in model-axis order."""
-        self.lr = lrs.to(self.dtype).view(self.column_shape)
+        self.lrs = [float(lr) for lr in lrs]
+        self.lr = self._column(self.lrs)
+        self._corrections = (-1, self._corrections[1])
 
     @torch.no_grad()
     def step(self) -> None:
@@ -123,8 +126,10 @@ class StackedOptimizer:
         self.masks = {k: m[index] for k, m in self.masks.items()}
         for name in ("weight_decay", "momentum", "nesterov", "lr"):
             setattr(self, name, getattr(self, name)[index])
-        if self.joined is not None:
-            self.joined = self.joined[index]
+        kept = index.tolist()
+        self.joined = [self.joined[i] for i in kept]
+        self.lrs = [self.lrs[i] for i in kept]
+        self._corrections = (-1, self._corrections[1])
         self._what_runs()
         self.state = [{k: v[index] for k, v in state.items()} for state in self.state]
 
