@@ -45,7 +45,7 @@ def test_every_stored_trial_replays_to_its_score(path: Path, tmp_path: Path) -> 
         complete = stored.get_trials(states=(TrialState.COMPLETE,))
         assert complete, study
         for trial in complete:
-            job = replay(trial, record)
+            job = replay(trial, record, trials=stored.trials)
             assert job.value is not None and abs(job.value - trial.value) <= 1e-6, (
                 study, trial.number, job.value, trial.value)
             if not record.get("cv_folds"):  # the per-epoch curve too, first seed's

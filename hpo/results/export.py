@@ -71,7 +71,8 @@ def export(
     record = stored_record(optuna_study)
     name = optuna_study.study_name
     if as_trained or (not holds_test_out(record) and not record.get("cv_folds")):
-        extra = _export_as_trained(name, chosen, record, out, progress)
+        extra = _export_as_trained(name, chosen, record, out, progress,
+                                   optuna_study.get_trials(deepcopy=False))
     else:
         stored = read_test_score(optuna_study) or {}
         extra = _export_refit(name, chosen, record, out, progress,
@@ -87,14 +88,15 @@ def export(
 
 
 def _export_as_trained(study: str, trial: FrozenTrial, record: dict[str, Any],
-                       out: str | Path, progress: bool) -> dict[str, Any]:
-    """The trial's own model, replayed as it trained."""
+                       out: str | Path, progress: bool, trials: list[FrozenTrial]
+                       ) -> dict[str, Any]:
+    """The trial's own model, replayed as it trained (in its cohort, among ``trials``)."""
     if record.get("cv_folds"):
         raise ConfigError(
             f"Study {study!r} was scored by {record['cv_folds']}-fold cross-validation, "
             "expected one train/test split: a k-fold score belongs to k models, not one; drop "
             "--as-trained to refit the best params on every row.")
-    model, spec, member, fold = retrain_trial(trial, record, progress=progress)
+    model, spec, member, fold = retrain_trial(trial, record, trials=trials, progress=progress)
     if member.stopped == "diverged":
         raise ConfigError(f"Re-training trial {trial.number} diverged ({member.message}), "
                           "though the study completed it; export another trial (--trial).")

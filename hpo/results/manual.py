@@ -35,6 +35,7 @@ Example (studies/homework_manual.toml has the lecture's picks and some students'
 from __future__ import annotations
 
 import tomllib
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -281,7 +282,7 @@ def retrain_many(configs: Sequence[ManualConfig], baseline: Baseline, seeds: lis
     jobs = {(i, seed): _job(config, baseline, seed) for i, config in enumerate(configs)
             for seed in seeds if seed not in known[i]}
     evaluate_many(list(jobs.values()), baseline.folds,
-                  score=str(baseline.record.get("score", "final")))
+                  score=str(baseline.record.get("score", "final")), cohort=uuid.uuid4().hex)
     for (i, seed), job in jobs.items():
         known[i][seed] = _trial_of(job)
         manual.add_trial(known[i][seed])

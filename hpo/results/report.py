@@ -144,7 +144,8 @@ def best_prediction(study: optuna.Study, *, progress: bool = False) -> plots.Pre
     """
     trial = _best(study)
     record = stored_record(study)
-    model, _, member, fold = retrain_trial(trial, record, progress=progress)
+    model, _, member, fold = retrain_trial(trial, record, trials=study.get_trials(deepcopy=False),
+                                           progress=progress)
     cv_folds = record.get("cv_folds")
     return plots.Prediction(trial=trial.number, train=fold.train, test=fold.test,
                             predict=_predictor(model),

@@ -64,6 +64,7 @@ from hpo.runners.trials import (
     fail_trial,
     retry_with_same_params,
     run_trial,
+    this_worker,
 )
 from hpo.store.batching import batched_writes
 from hpo.store.optuna_internals import PruningView, heartbeat, tell
@@ -77,10 +78,7 @@ from hpo.train.batched import (
 )
 from hpo.train.models import model_spec
 from hpo.train.objective import REPORTED, Job, evaluate_many, record_member
-from hpo.train.rules import (
-    started_record,
-    trial_seed,
-)
+from hpo.train.rules import cohort_record, started_record, trial_seed
 
 Refill = Callable[[int, int], "list[optuna.Trial]"]
 """``refill(running, ended)``: the trials a rolling population may take in now (already
@@ -263,7 +261,7 @@ def _run_group(context: _Context, group: list[_Entry]) -> None:
         with contextlib.ExitStack() as beats:
             for entry in group:
                 entry.beat(beats)
-            _start(context, group, len(group))
+            _start(context, group, len(group), cohort=_cohort(group, len(context.folds)))
 
             def check() -> None:  # after every epoch
                 if not context.keep_going():
@@ -284,18 +282,29 @@ def _run_group(context: _Context, group: list[_Entry]) -> None:
 
 
 def _start(context: _Context, entries: Sequence[_Entry], population: int,
-           layout: Layout | None = None) -> None:
+           layout: Layout | None = None, cohort: dict[str, Any] | None = None) -> None:
     """Record what evaluate records first, then the population's size (a rolling
-    population's, when the trial joined it); the trials' time limits start."""
+    population's, when the trial joined it) and the trial's place in its cohort
+    (`hpo.train.rules.cohort_record`); the trials' time limits start."""
     deadline = time.monotonic() + (context.timeout or math.inf)
     if layout is None:
         layout = Layout.of([model_spec(e.params, context.in_features) for e in entries])
-    for entry in entries:
+    for i, entry in enumerate(entries):
         entry.reporter.record(started_record(entry.params, device=context.device,
                                              seed=_seed(context.study, entry),
                                              layout=layout.to_dict()))
         entry.reporter.record({"population": population})
+        if cohort is not None:
+            entry.reporter.record(cohort_record(**{**cohort, "index": cohort["index"] + i}))
         entry.deadline = deadline
+
+
+def _cohort(group: Sequence[_Entry], folds: int, index: int = 0, joined: int = 0
+            ) -> dict[str, Any]:
+    """Where a group's trials stand in the population they train in: a rolling one on one
+    split, or a group cross-validated at once."""
+    return {"name": f"{this_worker()}:{group[0].trial.number}", "index": index,
+            "joined": joined, "rolling": folds == 1}
 
 
 def _train_split(context: _Context, group: list[_Entry], fold: Fold,
@@ -357,7 +366,8 @@ def _roll_in(context: _Context, population: Population, group: list[_Entry],
         entry.beat(beats)
     added = population.admit([e.params for e in joining], _seeds(context.study, joining))
     group.extend(joining)  # group[i] stays member i
-    _start(context, joining, len(population.alive), population.layout)
+    _start(context, joining, len(population.alive), population.layout,
+           _cohort(group, 1, index=added[0], joined=population.epochs_done))
     return added
 
 

@@ -34,7 +34,7 @@ from optuna.trial import FrozenTrial
 from hpo.store.optuna_internals import set_trial_system_attr, storage_of
 
 # Recorded by the objective, kept out of the dashboard's trial table.
-HIDDEN_ATTRS = frozenset({"history", "params", "layout"})
+HIDDEN_ATTRS = frozenset({"history", "params", "layout", "cohort"})
 RECORD_ATTR = "hpo_record"  # study system attr: the record itself
 SUMMARY_ATTR = "data"  # study user attr: the record in one line, for the dashboard
 TEST_ATTR = "hpo_test_score"  # the best trial's held-out test R², scored after the search

@@ -41,6 +41,7 @@ from hpo.train.batched import Member, folds_train_together, group_key, train_pop
 from hpo.train.models import ModelSpec, model_spec
 from hpo.train.reporter import MemoryReporter, Reporter
 from hpo.train.rules import (
+    cohort_record,
     diverged_record,
     fold_report,
     fold_seed,
@@ -125,7 +126,8 @@ def evaluate_many(jobs: Sequence[Job], folds: Sequence[Fold], *, device: str = "
                   score: str = "final", keep_weights: bool = False,
                   stops: tuple[type[BaseException], ...] = (),
                   check: Callable[[], None] | None = None,
-                  layout: Layout | None = None) -> list[float | None]:
+                  layout: Layout | None = None, cohort: str | None = None
+                  ) -> list[float | None]:
     """Score every job on ``folds`` as `evaluate` scores one (None: diverged), training the
     jobs that can share a computation as one population. Each job's reporter gets what
     `evaluate` reports and records. A reporter that raises one of ``stops`` (a pruner's
@@ -134,7 +136,9 @@ def evaluate_many(jobs: Sequence[Job], folds: Sequence[Fold], *, device: str = "
     ``layout`` pads every job to it (a runner's population records it).
 
     Jobs share a population only with jobs of the same padded layout (their own, or the one
-    they replay), so a job's result does not depend on the jobs it was given with.
+    they replay). A job's numbers still depend on its place among them in the last bits
+    (torch's kernels round by position); with ``cohort`` each job records that place
+    (`hpo.train.rules.cohort_record`), so that a replay can repeat it to the bit.
     """
     for job in jobs:
         check_params(job.params)
@@ -146,7 +150,10 @@ def evaluate_many(jobs: Sequence[Job], folds: Sequence[Fold], *, device: str = "
         own = job.layout or Layout.of([model_spec(job.params, in_features)]).to_dict()
         key = (group_key(job.params, in_features), repr(sorted(own.items())))
         groups.setdefault(key, []).append(job)
-    for group in groups.values():
+    for number, group in enumerate(groups.values()):
+        if cohort is not None:
+            for index, job in enumerate(group):
+                job.reporter.record(cohort_record(f"{cohort}.{number}", index, 0, False))
         _Group(group, list(folds), torch.device(device), score, keep_weights, stops,
                check).run()
     return [job.value for job in jobs]

@@ -104,9 +104,19 @@ def started_record(params: Mapping[str, Any], *, device: str, seed: int,
                    layout: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """What a trial records when it starts training. The thread count is kept because CPU
     results repeat to the bit only with it; the ``layout`` (the padded shape of the
-    population it trained in) because its rounding does too (`hpo.train.engine.replay`)."""
+    population it trained in) because its rounding does too (`hpo.results.retrain.replay`)."""
     record = {"params": dict(params), "family": str(params["scheduler"]), "device": device,
               "seed": seed, "threads": torch.get_num_threads()}
     if layout is not None:
         record["layout"] = dict(layout)
     return record
+
+
+def cohort_record(name: str, index: int, joined: int, rolling: bool) -> dict[str, Any]:
+    """A trial's place in the population it trained in, which a replay rebuilds to repeat it
+    to the bit (torch's kernels round a model's numbers by where it sits among the others:
+    `hpo.results.retrain.replay`): the cohort's ``name`` (the same for all its trials), the
+    trial's member ``index``, the population epoch it ``joined`` at, and whether the
+    population ``rolling`` took trials in as others left (one split) or trained a fixed
+    group (cross-validated, or jobs given together: `hpo.train.objective.evaluate_many`)."""
+    return {"cohort": {"name": name, "index": index, "joined": joined, "rolling": rolling}}
