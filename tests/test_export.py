@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -95,7 +94,7 @@ def retrained_by_hand(storage: str, name: str) -> tuple[torch.nn.Module, Any, An
     fold = folds_from_record(stored_record(study))[0]
     history = trial_history(trial)
     stop = int(history.loc[history["test_r2"].idxmax(), "epoch"]) if name == "cars" else 10
-    torch.set_num_threads(os.cpu_count() or 1)  # what the runner gave its one worker
+    torch.set_num_threads(trial.user_attrs["threads"])  # what the runner gave its worker
     try:
         model, _, _ = train_params(
             trial_params(trial),

@@ -17,7 +17,8 @@ from hpo.cli._args import WIDTH, add_storage_argument, positive_float, positive_
 from hpo.errors import ConfigError, HPOError
 from hpo.results.holdout import score_best_on_test
 from hpo.results.tables import leaderboard, load_study
-from hpo.runners.options import DEFAULT_MAX_RETRIES, MODES, RUNNERS, RunOptions
+from hpo.runners.devices import torch_threads
+from hpo.runners.options import DEFAULT_MAX_RETRIES, DEFAULT_THREADS, MODES, RUNNERS, RunOptions
 from hpo.runners.optuna_runner import run
 from hpo.store.attrs import trial_params
 from hpo.store.record import score_label, stored_record
@@ -80,6 +81,9 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
                         f"cuda:0,cuda:1,... (default: {default['devices']})")
     parser.add_argument("--trials-per-device", type=positive_int, help="trials that share "
                         f"one device at a time (default: {default['trials_per_device']})")
+    parser.add_argument("--threads", type=positive_int, help="torch CPU threads of each "
+                        "worker process, and of this process's refit after the search "
+                        f"(default: {DEFAULT_THREADS}; --runner optuna only)")
     parser.add_argument("--runner", choices=RUNNERS, help="optuna: worker processes on this "
                         "machine; ray: trials on Ray, locally or on a cluster (default: "
                         f"{default['runner']})")
@@ -117,9 +121,11 @@ def execute(args: argparse.Namespace) -> int:
         try:
             optuna_study = run(study, options)
         except KeyboardInterrupt:  # what finished so far, before the CLI says "interrupted"
-            _print_study(study, _stored(study, args.storage), args.top, ran=None)
+            _print_study(study, _stored(study, args.storage), args.top, ran=None,
+                         threads=options.threads_per_process)
             raise
-        _print_study(study, optuna_study, args.top, ran=finished_count(optuna_study) - before)
+        _print_study(study, optuna_study, args.top, ran=finished_count(optuna_study) - before,
+                     threads=options.threads_per_process)
         finished.append(optuna_study)
     if len(finished) > 1:
         print(_summary_table(finished))
@@ -151,9 +157,11 @@ def _finished_so_far(name: str, storage: str | None) -> int:
         return 0
 
 
-def _print_study(study: Study, optuna_study: optuna.Study, top: int, ran: int | None) -> None:
+def _print_study(study: Study, optuna_study: optuna.Study, top: int, ran: int | None,
+                 threads: int) -> None:
     """The study's counts, failures and leaderboard; ``ran``: trials this run finished
-    (None when it was interrupted: whatever it finished, the study is not what it asked)."""
+    (None when it was interrupted: whatever it finished, the study is not what it asked);
+    the best trial's refit trains with ``threads`` torch threads, as the workers did."""
     print(f"\n== {study.name}: {_counts(optuna_study)}")
     failures = failure_summary(optuna_study)
     if failures:
@@ -171,7 +179,8 @@ def _print_study(study: Study, optuna_study: optuna.Study, top: int, ran: int | 
     print(f"best score ({label}): {best.value:.4f}  (trial {best.number})")
     print(textwrap.fill(f"best params: {_short(best.params or trial_params(best), full=True)}",
                         width=WIDTH, subsequent_indent="  "))
-    held_out = score_best_on_test(optuna_study)
+    with torch_threads(threads):
+        held_out = score_best_on_test(optuna_study)
     if held_out is not None:
         print(textwrap.fill(
             f"held-out test R² of trial {best.number}, scored once after the search "

@@ -4,10 +4,12 @@ The command line passes only the flags a user typed (``hpo.cli.run``), so each d
 below is the one default there is; ``hpo run --help`` reads them from here.
 
 Example:
-    >>> RunOptions(workers=0)  # doctest: +ELLIPSIS
+    >>> RunOptions(workers=2).threads_per_process
+    1
+    >>> RunOptions(threads=0)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    hpo.errors.ConfigError: `workers >= 1` must hold (...), but got workers=0.
+    hpo.errors.ConfigError: `threads >= 1` must hold (...), but got threads=0.
 """
 
 from __future__ import annotations
@@ -21,10 +23,16 @@ from search_spaces.values import is_int, is_number
 
 MODES = ("auto", "population", "single")
 RUNNERS = ("optuna", "ray")
+# Torch threads of each worker process, and of the main process's own trainings (the refit
+# after the search): the course's networks are too small for intra-op threads to pay (the
+# lab trial: 0.26 s on one thread, 0.28 s on two), and threads fighting other processes for
+# the cores cost 10-40x (measured on a loaded 2-core machine). On a GPU they hardly matter.
+DEFAULT_THREADS = 1
 DEFAULT_MAX_RETRIES = 2  # Ray runner: times a crashing trial is run again
 
 # The counts and the smallest value of each; None passes where it is the field's default.
-_AT_LEAST = {"workers": 1, "trials_per_device": 1, "population_size": 1, "max_retries": 0}
+_AT_LEAST = {"workers": 1, "trials_per_device": 1, "population_size": 1, "threads": 1,
+             "max_retries": 0}
 _CHOICES = {"mode": MODES, "runner": RUNNERS}
 
 
@@ -34,8 +42,8 @@ class RunOptions:
 
     Args:
         storage: a storage URL or file path; None means ``hpo.journal`` in the working folder.
-        workers: worker processes; None means ``trials_per_device`` per GPU, or one
-            single-threaded worker per CPU core on a machine without GPUs.
+        workers: worker processes; None means ``trials_per_device`` per GPU, or one worker
+            per CPU core on a machine without GPUs.
         devices: ``auto`` (every GPU, else the CPU), ``cpu``, or ``cuda:0,cuda:1,…``.
         trials_per_device: trials that share one device at a time.
         progress: draw a progress bar.
@@ -51,9 +59,12 @@ class RunOptions:
             ``population`` batches every trial (a group of one too); ``single`` trains one
             trial at a time.
         population_size: trials asked at once per worker in ``auto``/``population`` mode.
+        threads: torch CPU threads of every worker process, and of this process while it
+            trains (an in-process worker, the refit after ``hpo run``); None means
+            ``DEFAULT_THREADS`` (one). An in-process worker gives the caller's count back.
 
     Example:
-        >>> RunOptions(storage="hpo.journal", workers=2).workers
+        >>> RunOptions(storage="hpo.journal", workers=2, threads=1).workers
         2
     """
 
@@ -70,6 +81,7 @@ class RunOptions:
     # records and applies the same fault handling (tests/test_population.py).
     mode: str = "auto"
     population_size: int = 64
+    threads: int | None = None
 
     def __post_init__(self) -> None:
         defaults = {field.name: field.default for field in fields(self)}
@@ -85,6 +97,11 @@ class RunOptions:
             raise ConfigError(f"`trial_timeout > 0` must hold (seconds, or None for no limit), "
                               f"but got trial_timeout={timeout!r}.")
 
+    @property
+    def threads_per_process(self) -> int:
+        """Torch threads of each worker process and of this process's own trainings."""
+        return DEFAULT_THREADS if self.threads is None else self.threads
+
 
 def _check_at_least(name: str, value: Any, low: int, *, none_ok: bool) -> None:
     if (value is None and none_ok) or (is_int(value) and value >= low):
@@ -98,11 +115,12 @@ def check_options(study: Study, options: RunOptions) -> None:
     if options.runner == "ray":
         ray_refuses = [flag for flag, given in (
             ("--mode population", options.mode == "population"),
-            ("--trial-timeout", options.trial_timeout is not None)) if given]
+            ("--trial-timeout", options.trial_timeout is not None),
+            ("--threads", options.threads is not None)) if given]
         if ray_refuses:
             raise ConfigError(f"{', '.join(ray_refuses)} only apply with --runner optuna (a "
-                              "Ray actor trains one trial at a time); drop them or use "
-                              "--runner optuna.")
+                              "Ray actor trains one trial at a time, with a thread per CPU of "
+                              "its share); drop them or use --runner optuna.")
         return
     ray_only = [flag for flag, value in (("--address", options.address),
                                           ("--max-retries", options.max_retries),

@@ -52,7 +52,7 @@ def run(study: Study, options: RunOptions | None = None) -> optuna.Study:
 
         return run_ray(study, options, lambda: prepare_run(study, options.storage))
     slots = plan_workers(resolve_devices(options.devices), options.trials_per_device,
-                         options.workers)
+                         options.workers, options.threads_per_process)
     storage_url, optuna_study, remaining = prepare_run(study, options.storage)
     if remaining == 0:
         return optuna_study

@@ -97,7 +97,7 @@ def one_worker_for_unpicklable(
         )
     warnings.warn(f"Study {study.name!r}: the space function cannot be sent to worker "
                   "processes; running one worker in this process.", stacklevel=3)
-    return [WorkerSlot(slots[0].device, threads=1)]
+    return slots[:1]
 
 
 def work_in_processes(

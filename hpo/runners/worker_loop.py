@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable
 
 import optuna
-import torch
 
 from hpo.runners.asking import (
     Refill,
@@ -25,7 +24,7 @@ from hpo.runners.asking import (
     sampler_for,
     study_is_full,
 )
-from hpo.runners.devices import WorkerSlot
+from hpo.runners.devices import WorkerSlot, torch_threads
 from hpo.runners.faults import RepeatGuard, deferred_stop, error_log, stop_requested
 from hpo.runners.population import run_batch
 from hpo.runners.trials import run_trial
@@ -43,16 +42,12 @@ def work(plan: WorkPlan, slot: WorkerSlot, index: int, tickets: Tickets,
          keep_going: Callable[[], bool] = lambda: True) -> None:
     """Run trials on ``slot`` at its thread count (given back after, for a caller's
     process) until there is nothing left to do; a stop request ends it as Ctrl-C."""
-    threads_before = torch.get_num_threads()
-    torch.set_num_threads(slot.threads)
-    try:
+    with torch_threads(slot.threads):
         with deferred_stop():
             _run_trials(plan, slot, index, tickets, progress,
                         lambda: keep_going() and not stop_requested())
         if stop_requested():
             raise KeyboardInterrupt
-    finally:
-        torch.set_num_threads(threads_before)  # when run in the caller's process
 
 
 def _run_trials(plan: WorkPlan, slot: WorkerSlot, index: int, tickets: Tickets,
