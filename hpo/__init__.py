@@ -30,7 +30,8 @@ from hpo.errors import ConfigError, DataError, DeviceError, HPOError, StorageErr
 if TYPE_CHECKING:
     from hpo.data import CsvData, LabData, Mtcars
     from hpo.results.tables import leaderboard, load_study, trial_history
-    from hpo.runners.optuna_runner import RunOptions, run
+    from hpo.runners.options import RunOptions
+    from hpo.runners.optuna_runner import run
     from hpo.store.attrs import trial_params
     from hpo.store.summary import best_trial
     from hpo.study.config import Study
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
 _LAZY = {
     "CsvData": "hpo.data", "LabData": "hpo.data", "Mtcars": "hpo.data",
     "Study": "hpo.study.config",
-    "RunOptions": "hpo.runners.optuna_runner", "run": "hpo.runners.optuna_runner",
+    "RunOptions": "hpo.runners.options", "run": "hpo.runners.optuna_runner",
     "best_trial": "hpo.store.summary", "leaderboard": "hpo.results.tables",
     "load_study": "hpo.results.tables", "trial_history": "hpo.results.tables",
     "trial_params": "hpo.store.attrs",

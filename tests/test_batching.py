@@ -188,14 +188,14 @@ def test_a_killed_population_loses_nothing_of_its_finished_trials(tmp_path: Path
 
 
 def test_a_grid_is_queued_with_one_fsync(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from hpo.runners.optuna_runner import _queue_work, create_or_load
+    from hpo.runners.study_setup import create_or_load, queue_work
     from tests.test_population import _grid_study
 
     study = _grid_study("g")
     optuna_study = create_or_load(study, str(tmp_path / "s.journal"))
     synced: list[int] = []
     monkeypatch.setattr("hpo.store.optuna_internals.os.fsync", synced.append)
-    assert _queue_work(study, optuna_study) == len(study.grid_points) == 6
+    assert queue_work(study, optuna_study) == len(study.grid_points) == 6
     assert len(synced) == 1  # not one per queued point
     waiting = optuna.load_study(study_name="g", storage=open_journal(tmp_path / "s.journal"))
     assert len(waiting.get_trials(states=(TrialState.WAITING,))) == 6

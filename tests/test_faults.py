@@ -162,7 +162,7 @@ def test_a_worker_stopped_while_sending_its_error_still_exits_with_it(
         monkeypatch: pytest.MonkeyPatch) -> None:
     # Two workers fail at once: the parent stops the second (SIGTERM) as the first's error
     # arrives, while the second is sending its own. Seen in CI as a traceback on stderr.
-    from hpo.runners import optuna_runner
+    from hpo.runners import processes
 
     def failing_work(*_args: Any, **_kwargs: Any) -> None:
         raise ConfigError("the study file is wrong")
@@ -175,10 +175,10 @@ def test_a_worker_stopped_while_sending_its_error_still_exits_with_it(
         def interrupt(*_args: Any) -> None:
             raise KeyboardInterrupt  # the CLI's SIGTERM handler, which a forked worker inherits
         signal.signal(signal.SIGTERM, interrupt)
-        optuna_runner._worker_main(None, None, 0, None,  # type: ignore[arg-type]
-                                   os.getppid(), StoppedWhileSending())
+        processes.worker_main(None, None, 0, None,  # type: ignore[arg-type]
+                              os.getppid(), StoppedWhileSending())
 
-    monkeypatch.setattr(optuna_runner, "_work", failing_work)
+    monkeypatch.setattr(processes, "work", failing_work)
     process = multiprocessing.get_context("fork").Process(target=worker)
     process.start()
     process.join(60)

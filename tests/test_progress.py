@@ -51,7 +51,7 @@ def test_a_terminal_gets_a_bar_and_disabled_progress_prints_nothing() -> None:
 
 def test_a_bar_starts_no_monitor_thread() -> None:
     """tqdm's monitor thread would outlive the bar, and a process running another thread
-    spawns its workers instead of forking them (hpo.runners.optuna_runner.start_method)."""
+    spawns its workers instead of forking them (hpo.runners.processes.start_method)."""
     from tqdm._monitor import TMonitor
 
     bar = Progress(4, "study", unit="trial", stream=_Terminal())

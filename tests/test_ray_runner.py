@@ -176,7 +176,7 @@ def test_gpus_on_a_cluster_without_them_are_refused_and_nothing_is_stored(
     (["--runner", "ray", "--address", "nonsense"], "Expected --address auto"),
     (["--address", "auto"], "only apply with --runner ray"),
     (["--pruner", "asha"], "only apply with --runner ray"),
-    (["--runner", "ray", "--max-retries", "-1"], "must be an integer >= 0"),
+    (["--runner", "ray", "--max-retries", "-1"], "`max_retries >= 0` must hold"),
 ])
 def test_bad_ray_input_is_one_line_and_leaves_the_storage_alone(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str

@@ -104,7 +104,7 @@ def test_select_studies_by_name() -> None:
 
 
 def test_the_samplers_that_learn_are_samplers_hpo_offers() -> None:
-    # The runner sizes its first batches by this set (hpo.runners.optuna_runner._batch_size):
+    # The runner sizes its first batches by this set (hpo.runners.asking.batch_size):
     # a sampler renamed or removed in one place but not the other would change that quietly.
     from hpo.study.algorithms import LEARNING_SAMPLERS, SAMPLERS
 

@@ -17,9 +17,9 @@ import torch
 from scipy import stats
 from sklearn.linear_model import LinearRegression
 
-import hpo.runners.optuna_runner
 import hpo.runners.population
 import hpo.runners.trials
+import hpo.runners.worker_loop
 from hpo import LabData, Mtcars, RunOptions, Study, run
 from hpo.cli import main
 from hpo.data import final_fold, prepare_folds
@@ -99,7 +99,7 @@ def test_search_never_gives_the_objective_the_test_part(
     study = Study(name="parts", space=lab_space, data=LabData(n=200), sampler="random",
                   pruner="none", n_trials=3, cv_folds=cv_folds)
     folds_of_run: list[Any] = []
-    real_folds = hpo.runners.optuna_runner.folds_from_record
+    real_folds = hpo.runners.worker_loop.folds_from_record
 
     def remember_folds(*args: Any) -> Any:
         folds_of_run[:] = real_folds(*args)
@@ -107,7 +107,7 @@ def test_search_never_gives_the_objective_the_test_part(
 
     monkeypatch.setattr(hpo.runners.trials, "evaluate", spy)
     monkeypatch.setattr(hpo.runners.population, "train_population", population_spy)
-    monkeypatch.setattr(hpo.runners.optuna_runner, "folds_from_record", remember_folds)
+    monkeypatch.setattr(hpo.runners.worker_loop, "folds_from_record", remember_folds)
     storage = str(tmp_path / "s.journal")
     optuna_study = run(study, RunOptions(storage=storage, mode=mode, **QUIET))
     if mode == "population":

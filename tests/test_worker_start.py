@@ -1,4 +1,4 @@
-"""How worker processes start (hpo.runners.optuna_runner.start_method): forked where that is
+"""How worker processes start (hpo.runners.processes.start_method): forked where that is
 safe (one-thread CPU slots, no CUDA, no other thread), spawned otherwise; a forked worker
 never touches the parent's database connections and starts with Ctrl-C ignored."""
 
@@ -180,16 +180,16 @@ def test_several_workers_ask_the_first_batches_one_worker_would_ask(tmp_path: Pa
     """Each of 2 workers starts from half of the first 8 trials: the study as a whole asks
     batches of 8, 8, 16, 32 as one worker does, so the pruner judges each batch against as
     many finished trials (otherwise 16 trials run before any can be pruned)."""
-    from hpo.runners.optuna_runner import _batch_size, _WorkPlan
+    from hpo.runners.asking import WorkPlan, batch_size
 
     study = load_from_file(write_study(tmp_path, sampler="tpe", pruner="median"), "tiny")
 
     def asks(workers: int, quota: int) -> list[int]:
-        plan = _WorkPlan(study, "s.journal", parallel=workers > 1, seed_offset=0,
+        plan = WorkPlan(study, "s.journal", parallel=workers > 1, seed_offset=0,
                          workers=workers)
         done, sizes = 0, []
         while done < quota:
-            sizes.append(min(_batch_size(plan, done), quota - done))
+            sizes.append(min(batch_size(plan, done), quota - done))
             done += sizes[-1]
         return sizes
 

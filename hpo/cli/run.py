@@ -6,6 +6,7 @@ import argparse
 import math
 import signal
 import textwrap
+from dataclasses import fields
 from typing import Any
 
 import optuna
@@ -16,7 +17,9 @@ from hpo.cli._args import WIDTH, add_storage_argument, positive_float, positive_
 from hpo.errors import ConfigError, HPOError
 from hpo.results.holdout import score_best_on_test
 from hpo.results.tables import leaderboard, load_study
-from hpo.runners.optuna_runner import MODES, RUNNERS, RunOptions, run
+from hpo.runners.devices import torch_threads
+from hpo.runners.options import DEFAULT_MAX_RETRIES, DEFAULT_THREADS, MODES, RUNNERS, RunOptions
+from hpo.runners.optuna_runner import run
 from hpo.store.attrs import trial_params
 from hpo.store.record import score_label, stored_record
 from hpo.store.storage import dashboard_command, open_storage
@@ -59,54 +62,70 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--timeout", type=positive_float, help="seconds after which no new "
                         "trial starts")
     parser.add_argument("--trial-timeout", type=positive_float, help="seconds after which "
-                        "one trial is failed (reason: timeout) and the study goes on")
+                        "one trial is failed (reason: timeout) and the study goes on "
+                        "(default: no limit)")
     parser.add_argument("--seed", type=int, help="override the study's seed")
     add_storage_argument(parser)
+    _add_run_options(parser)
+    parser.add_argument("--top", type=positive_int, default=5, help="leaderboard rows (default 5)")
+    parser.set_defaults(handler=execute)
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    """The flags of ``RunOptions``. Each is None unless typed (``run_options`` passes only
+    those typed), and its help shows RunOptions' own default."""
+    default = {field.name: field.default for field in fields(RunOptions)}
     parser.add_argument("--workers", type=positive_int, help="worker processes (default: "
                         "--trials-per-device per GPU, else one per CPU core)")
-    parser.add_argument("--devices", default="auto", help="auto (every GPU, else the CPU), cpu, "
-                        "or cuda:0,cuda:1,... (default: auto)")
-    parser.add_argument("--trials-per-device", type=positive_int, default=1,
-                        help="trials that share one device at a time (default: 1)")
-    parser.add_argument("--runner", choices=RUNNERS, default="optuna",
-                        help="optuna: worker processes on this machine; ray: trials on Ray, "
-                        "locally or on a cluster (default: optuna)")
+    parser.add_argument("--devices", help="auto (every GPU, else the CPU), cpu, or "
+                        f"cuda:0,cuda:1,... (default: {default['devices']})")
+    parser.add_argument("--trials-per-device", type=positive_int, help="trials that share "
+                        f"one device at a time (default: {default['trials_per_device']})")
+    parser.add_argument("--threads", type=positive_int, help="torch CPU threads of each "
+                        "worker process, and of this process's refit after the search "
+                        f"(default: {DEFAULT_THREADS}; --runner optuna only)")
+    parser.add_argument("--runner", choices=RUNNERS, help="optuna: worker processes on this "
+                        "machine; ray: trials on Ray, locally or on a cluster (default: "
+                        f"{default['runner']})")
     parser.add_argument("--address", help="with --runner ray: auto or ray://host:port joins "
                         "a running Ray cluster (default: start Ray on this machine)")
     parser.add_argument("--max-retries", type=int, help="with --runner ray: times a "
-                        "crashing trial is run again (default: 2)")
-    parser.add_argument("--mode", choices=MODES, default="auto",
+                        f"crashing trial is run again (default: {DEFAULT_MAX_RETRIES})")
+    parser.add_argument("--mode", choices=MODES,
                         help="auto: train trials of one batch size together as one batched "
                         "population (depth, width, activation, batch norm and epochs may "
                         "differ), a trial alone in its group one at a time (so are studies "
                         "with seeds > 1); population: batch every trial (but those of "
-                        "studies with seeds > 1); single: one at a time (default: auto)")
-    parser.add_argument("--population-size", type=positive_int, default=64,
-                        help="trials asked and trained at once per worker (default: 64)")
-    parser.add_argument("--top", type=positive_int, default=5, help="leaderboard rows (default 5)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.set_defaults(handler=execute)
+                        "studies with seeds > 1); single: one at a time "
+                        f"(default: {default['mode']})")
+    parser.add_argument("--population-size", type=positive_int, help="trials asked and "
+                        f"trained at once per worker (default: {default['population_size']})")
+    parser.add_argument("--no-progress", dest="progress", action="store_false", default=None,
+                        help="no progress bar")
+
+
+def run_options(args: argparse.Namespace) -> RunOptions:
+    """The RunOptions of the flags typed; every other option keeps RunOptions' default."""
+    typed = {field.name: getattr(args, field.name, None) for field in fields(RunOptions)}
+    return RunOptions(**{name: value for name, value in typed.items() if value is not None})
 
 
 def execute(args: argparse.Namespace) -> int:
     # SIGTERM (a scheduler, `kill`) stops a run as cleanly as Ctrl-C does.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     studies = _chosen_studies(args)
-    options = RunOptions(storage=args.storage, workers=args.workers, devices=args.devices,
-                         trials_per_device=args.trials_per_device,
-                         progress=not args.no_progress, trial_timeout=args.trial_timeout,
-                         runner=args.runner, address=args.address,
-                         max_retries=args.max_retries,
-                         mode=args.mode, population_size=args.population_size)
+    options = run_options(args)
     finished = []
     for study in studies:
         before = _finished_so_far(study.name, args.storage)
         try:
             optuna_study = run(study, options)
         except KeyboardInterrupt:  # what finished so far, before the CLI says "interrupted"
-            _print_study(study, _stored(study, args.storage), args.top, ran=None)
+            _print_study(study, _stored(study, args.storage), args.top, ran=None,
+                         threads=options.threads_per_process)
             raise
-        _print_study(study, optuna_study, args.top, ran=finished_count(optuna_study) - before)
+        _print_study(study, optuna_study, args.top, ran=finished_count(optuna_study) - before,
+                     threads=options.threads_per_process)
         finished.append(optuna_study)
     if len(finished) > 1:
         print(_summary_table(finished))
@@ -138,9 +157,11 @@ def _finished_so_far(name: str, storage: str | None) -> int:
         return 0
 
 
-def _print_study(study: Study, optuna_study: optuna.Study, top: int, ran: int | None) -> None:
+def _print_study(study: Study, optuna_study: optuna.Study, top: int, ran: int | None,
+                 threads: int) -> None:
     """The study's counts, failures and leaderboard; ``ran``: trials this run finished
-    (None when it was interrupted: whatever it finished, the study is not what it asked)."""
+    (None when it was interrupted: whatever it finished, the study is not what it asked);
+    the best trial's refit trains with ``threads`` torch threads, as the workers did."""
     print(f"\n== {study.name}: {_counts(optuna_study)}")
     failures = failure_summary(optuna_study)
     if failures:
@@ -158,7 +179,8 @@ def _print_study(study: Study, optuna_study: optuna.Study, top: int, ran: int | 
     print(f"best score ({label}): {best.value:.4f}  (trial {best.number})")
     print(textwrap.fill(f"best params: {_short(best.params or trial_params(best), full=True)}",
                         width=WIDTH, subsequent_indent="  "))
-    held_out = score_best_on_test(optuna_study)
+    with torch_threads(threads):
+        held_out = score_best_on_test(optuna_study)
     if held_out is not None:
         print(textwrap.fill(
             f"held-out test R² of trial {best.number}, scored once after the search "

@@ -1,19 +1,28 @@
-"""Which device each worker process trains on, and how many CPU threads it may use."""
+"""Which device each worker process trains on, and how many CPU threads it may use.
+
+Example:
+    >>> [slot.device for slot in plan_workers(["cuda:0", "cuda:1"], workers=3)]
+    ['cuda:0', 'cuda:1', 'cuda:0']
+    >>> with torch_threads(1):
+    ...     torch.get_num_threads()
+    1
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
 
-from hpo.errors import ConfigError, DeviceError
-from search_spaces.values import is_int
+from hpo.errors import DeviceError
 
 
 @dataclass(frozen=True)
 class WorkerSlot:
-    """One worker process: the device it is pinned to and its share of the CPU cores."""
+    """One worker process: the device it is pinned to and its torch CPU threads."""
 
     device: str
     threads: int
@@ -55,23 +64,27 @@ def _check_device(device: str) -> None:
 
 
 def plan_workers(
-    devices: list[str], trials_per_device: int = 1, workers: int | None = None
+    devices: list[str], trials_per_device: int = 1, workers: int | None = None,
+    threads: int = 1,
 ) -> list[WorkerSlot]:
-    """Spread worker processes over the devices, round-robin, sharing out the CPU cores.
+    """Spread worker processes over the devices, round-robin, each with ``threads`` torch
+    threads (counts checked by ``hpo.runners.options.RunOptions``).
 
     By default every GPU runs ``trials_per_device`` trials at once; without a GPU there is
-    one worker per core, each with one thread: the course's networks are too small for
-    intra-op threads to pay (measured: the lab trial takes 0.26 s on one thread, 0.28 s
-    on two), and threads of several workers fighting over the cores cost far more.
+    one worker per core.
     """
-    if not is_int(trials_per_device) or trials_per_device < 1:
-        raise ConfigError(
-            f"`--trials-per-device` must be a positive integer, but got {trials_per_device!r}."
-        )
-    if workers is not None and (not is_int(workers) or workers < 1):
-        raise ConfigError(f"`--workers` must be a positive integer, but got {workers!r}.")
     cores = os.cpu_count() or 1
     default = cores if devices == ["cpu"] else len(devices) * trials_per_device
     count = workers if workers is not None else default
-    threads = max(1, cores // count)
     return [WorkerSlot(devices[i % len(devices)], threads) for i in range(count)]
+
+
+@contextlib.contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """Torch's CPU thread count set to ``count`` inside, and given back after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

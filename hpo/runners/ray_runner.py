@@ -28,6 +28,7 @@ from optuna.trial import TrialState
 from hpo.data import prepare_folds
 from hpo.errors import ConfigError
 from hpo.runners.asha import AshaPruner
+from hpo.runners.options import DEFAULT_MAX_RETRIES
 from hpo.runners.progress import StudyProgress
 from hpo.runners.ray_actor import Event, TrialActor, fold_settings
 from hpo.runners.ray_cluster import TrialResources, check_ray_devices, connect, plan_resources
@@ -40,7 +41,7 @@ from hpo.train.rules import trial_seed
 
 
 class RayRunOptions(Protocol):
-    """What the Ray runner reads of ``hpo.runners.optuna_runner.RunOptions``."""
+    """What the Ray runner reads of ``hpo.runners.options.RunOptions``."""
 
     @property
     def workers(self) -> int | None: ...
@@ -55,7 +56,6 @@ class RayRunOptions(Protocol):
     @property
     def max_retries(self) -> int | None: ...
 
-DEFAULT_MAX_RETRIES = 2
 _POLL_SECONDS = 1.0  # how long an actor holds a poll open when it has nothing to say
 
 

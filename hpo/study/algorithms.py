@@ -27,8 +27,8 @@ _WARMUP_EPOCHS = 3
 # name -> build(seed, parallel)
 _SAMPLERS: dict[str, Callable[[int, bool], BaseSampler]] = {
     # A grid study queues every grid point as a trial with all its values fixed and never
-    # asks the sampler (see hpo.runners.optuna_runner): Optuna's GridSampler re-runs points
-    # when workers race for the last ones.
+    # asks the sampler (hpo.runners.study_setup): Optuna's GridSampler re-runs points when
+    # workers race for the last ones.
     "grid": lambda seed, _: optuna.samplers.RandomSampler(seed=seed),
     "random": lambda seed, _: optuna.samplers.RandomSampler(seed=seed),
     # constant_liar keeps parallel workers from all trying the same promising point.
