@@ -14,9 +14,9 @@ import hpo.results.holdout
 from hpo.cli import main
 from hpo.errors import ConfigError
 from hpo.results.tables import load_study
-from hpo.runners.devices import torch_threads
 from hpo.runners.optuna_runner import RunOptions, run
 from hpo.study.file import load_from_file
+from hpo.train.threads import torch_threads
 from tests.conftest import write_study
 
 

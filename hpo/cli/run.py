@@ -17,7 +17,6 @@ from hpo.cli._args import WIDTH, add_storage_argument, positive_float, positive_
 from hpo.errors import ConfigError, HPOError
 from hpo.results.holdout import score_best_on_test
 from hpo.results.tables import leaderboard, load_study
-from hpo.runners.devices import torch_threads
 from hpo.runners.options import DEFAULT_MAX_RETRIES, DEFAULT_THREADS, MODES, RUNNERS, RunOptions
 from hpo.runners.optuna_runner import run
 from hpo.store.attrs import trial_params
@@ -34,6 +33,7 @@ from hpo.store.summary import (
 from hpo.study.algorithms import PRUNERS, RAY_PRUNERS, SAMPLERS
 from hpo.study.config import Study
 from hpo.study.file import load_studies, select_studies
+from hpo.train.threads import torch_threads
 
 EPILOG = """\
 --n-trials is the number of finished trials (complete, pruned or failed) the study should

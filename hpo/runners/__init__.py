@@ -11,6 +11,7 @@
 - ``trials``: one trial from claim to end, and recovering the trials of dead workers;
   ``population``: a batch of trials trained as populations;
 - ``preflight``: what is checked before any worker starts; ``faults``: how trials fail;
-- ``devices``: which device and how many torch threads each worker gets (``torch_threads``);
+- ``devices``: which device and how many torch threads each worker gets
+  (set with ``hpo.train.threads.torch_threads``);
 - ``progress``: the progress bar.
 """

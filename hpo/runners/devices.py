@@ -3,16 +3,11 @@
 Example:
     >>> [slot.device for slot in plan_workers(["cuda:0", "cuda:1"], workers=3)]
     ['cuda:0', 'cuda:1', 'cuda:0']
-    >>> with torch_threads(1):
-    ...     torch.get_num_threads()
-    1
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -77,14 +72,3 @@ def plan_workers(
     default = cores if devices == ["cpu"] else len(devices) * trials_per_device
     count = workers if workers is not None else default
     return [WorkerSlot(devices[i % len(devices)], threads) for i in range(count)]
-
-
-@contextlib.contextmanager
-def torch_threads(count: int) -> Iterator[None]:
-    """Torch's CPU thread count set to ``count`` inside, and given back after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)

@@ -24,7 +24,7 @@ from hpo.runners.asking import (
     sampler_for,
     study_is_full,
 )
-from hpo.runners.devices import WorkerSlot, torch_threads
+from hpo.runners.devices import WorkerSlot
 from hpo.runners.faults import RepeatGuard, deferred_stop, error_log, stop_requested
 from hpo.runners.population import run_batch
 from hpo.runners.trials import run_trial
@@ -32,6 +32,7 @@ from hpo.store.optuna_internals import fail_stale_trials, heartbeat
 from hpo.store.record import folds_from_record, study_record
 from hpo.store.storage import open_storage
 from hpo.study.algorithms import make_pruner
+from hpo.train.threads import torch_threads
 
 # How each trial asked in one pass ended: (ended, its error message).
 Endings = list[tuple[str, str]]
