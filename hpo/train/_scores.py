@@ -1,27 +1,8 @@
-"""A population's padded fold data and history rows (helpers of `hpo.train.batched`)."""
+"""A population's history rows (a helper of `hpo.train.batched`)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
-
 import torch
-
-
-def padded(parts: Sequence[Any], device: torch.device
-            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Each part's x and y, zero-padded to the most rows: ``(parts, rows, ...)``, and the
-    mask of real rows, ``(parts, rows, 1)``."""
-    tensors = [part.tensors(device) for part in parts]
-    rows = max(len(x) for x, _ in tensors)
-    x = torch.zeros(len(parts), rows, tensors[0][0].shape[1], dtype=tensors[0][0].dtype,
-                    device=device)
-    y = torch.zeros(len(parts), rows, tensors[0][1].shape[1], dtype=tensors[0][1].dtype,
-                    device=device)
-    mask = torch.zeros(len(parts), rows, 1, dtype=torch.bool, device=device)
-    for i, (xi, yi) in enumerate(tensors):
-        x[i, :len(xi)], y[i, :len(yi)], mask[i, :len(xi)] = xi, yi, True
-    return x, y, mask
 
 
 def rows(epochs: list[int], members: list[int], lrs: list[float],

@@ -31,7 +31,6 @@ Example:
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -42,8 +41,9 @@ from torch import nn
 
 from hpo.data import Fold
 from hpo.train._backprop import DERIVATIVES, Activation, Derivative, mse_step
-from hpo.train._kernels import baddbmm, whole_vectors
-from hpo.train._scores import padded
+from hpo.train._data import folds_train_together as folds_train_together
+from hpo.train._data import group_key, load, shuffled
+from hpo.train._forward import forward, mse
 from hpo.train._scores import rows as _rows
 from hpo.train._stacked import Layout, stack, unstack
 from hpo.train.metrics import scores
@@ -59,7 +59,6 @@ indices to stop (pruned). It may raise to stop the whole population. ``epoch`` c
 population's epochs; each row's ``"epoch"`` is its model's own (models that joined later,
 `Population.admit`, are behind)."""
 
-_BN_EPS, _BN_MOMENTUM = 1e-5, 0.1  # nn.BatchNorm1d's defaults
 
 
 @dataclass
@@ -88,26 +87,6 @@ class Member:
         if self.state is None or self.spec is None or self.layout is None:
             raise ValueError("Only a population trained with keep_weights=True keeps models.")
         return unstack(self.layout, self.spec, self.state)
-
-
-def group_key(params: Mapping[str, Any], in_features: int) -> tuple[Any, ...]:
-    """Models with the same key can train as one population: what they must share."""
-    return (in_features, str(params["batch_size"]))
-
-
-def folds_train_together(params: Mapping[str, Any], folds: Sequence[Fold]) -> bool:
-    """Whether a population may train models of different folds side by side.
-
-    When every fold's training rows make the same number of batches: each fold is padded to
-    the largest fold's rows, which a mask keeps out of the loss, batch norm's statistics
-    and the scores, and the padding falls in the last batch only (the folds of k-fold CV
-    differ by a row), so every model steps exactly as often as alone.
-    """
-    if len(folds) < 2:
-        return False
-    if params["batch_size"] == "full":
-        return True
-    return len({math.ceil(len(fold.train) / int(params["batch_size"])) for fold in folds}) == 1
 
 
 def train_population(
@@ -212,33 +191,15 @@ class Population:
         self.dropout = torch.tensor([float(params[m].get("dropout") or 0.0) for m in axis],
                                     dtype=self.flat.dtype, device=device).view(-1, 1, 1)
         folds = [folds[m] for m in axis]
-        self._load(folds, params[0])
+        data = load(folds, params[0], device)
+        self.x, self.y, self.x_test, self.y_test = data.x, data.y, data.x_test, data.y_test
+        self.part, self.mask, self.mask_test = data.part, data.mask, data.mask_test
+        self.lengths, self.batch_size = data.lengths, data.batch_size
         self.generators = [torch.Generator().manual_seed(s) for s in seeds]
         self.dropout_generators = [self._dropout_generator(s) for s in seeds]
         self.every_epoch = every_epoch
         self.lrs: list[float] = []
         self._what_runs()
-
-    def _load(self, folds: list[Fold], params: Mapping[str, Any]) -> None:
-        """The data on the device: one fold, or several padded to the most rows."""
-        parts = list({id(f): f for f in folds}.values())
-        # Several folds: (folds, most rows, ...) padded data, and each model's fold index.
-        self.part: torch.Tensor | None = None
-        if len(parts) == 1:
-            self.x, self.y = parts[0].train.tensors(self.device)
-            self.x_test, self.y_test = parts[0].test.tensors(self.device)
-        else:
-            if not folds_train_together(params, parts):
-                raise ValueError("Models of different folds train together only when every "
-                                 "fold makes as many batches (folds_train_together).")
-            self.x, self.y, self.mask = padded([f.train for f in parts], self.device)
-            self.x_test, self.y_test, self.mask_test = padded([f.test for f in parts],
-                                                              self.device)
-            self.lengths = [len(f.train) for f in parts]
-            where = {id(f): i for i, f in enumerate(parts)}
-            self.part = torch.tensor([where[id(f)] for f in folds], device=self.device)
-        size = params["batch_size"]
-        self.batch_size = self.x.shape[-2] if size == "full" else int(size)
 
     def _what_runs(self) -> None:
         """Which masks the models still training need: none costs a step nothing."""
@@ -378,7 +339,7 @@ class Population:
                 for m, (a, b) in zip(self.alive, losses.T.tolist(), strict=True)}
 
     def _train(self, scored: bool = True) -> dict[str, torch.Tensor]:
-        xs, ys, real = self._shuffled()  # (models, n, in), (models, n, out), (models, n, 1)
+        xs, ys, real = shuffled(self)  # (models, n, in), (models, n, out), (models, n, 1)
         losses: list[torch.Tensor] = []
         outs: list[torch.Tensor] = []
         counts: list[int | torch.Tensor] = []  # each model's real rows per batch
@@ -394,8 +355,8 @@ class Population:
                                             xs[:, batch], ys[:, batch])
                 self._flat_grad(grads)
             else:
-                out = self._forward(xs[:, batch], training=True, rows=rows)  # (models, batch, out)
-                loss = _mse(out, ys[:, batch], rows)
+                out = forward(self, xs[:, batch], training=True, rows=rows)  # (models, batch, out)
+                loss = mse(out, ys[:, batch], rows)
                 loss.sum().backward()  # models share no weight: each gets its own gradient
                 self._flat_grad([w.grad for w in self.weights])
                 for weight in self.weights:
@@ -417,107 +378,18 @@ class Population:
         return {"loss": loss, **(scores(ys, torch.cat(outs, dim=1), real) if scored else {})}
 
     def _test(self, scored: bool = True) -> dict[str, torch.Tensor]:
-        if self.part is not None:
+        if self.part is not None and self.mask_test is not None:  # several folds: both
             x, y = self.x_test[self.part], self.y_test[self.part]
             with torch.no_grad():
-                out = self._forward(x, training=False)
+                out = forward(self, x, training=False)
             real = self.mask_test[self.part]
-            loss = _mse(out, y, real).double()  # float32 squares, as below
+            loss = mse(out, y, real).double()  # float32 squares, as below
             return {"loss": loss, **(scores(y, out, real) if scored else {})}
         with torch.no_grad():
-            out = self._forward(self.x_test.expand(len(self.alive), -1, -1), training=False)
+            out = forward(self, self.x_test.expand(len(self.alive), -1, -1), training=False)
         y = self.y_test.expand_as(out)
         loss = ((out - y) ** 2).double().mean(dim=(1, 2))
         return {"loss": loss, **(scores(y, out) if scored else {})}
-
-    def _shuffled(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """Each model's training rows in its epoch's order, and (several folds) which are
-        real: ``(models, rows, ...)``."""
-        n = self.x.shape[-2]
-        if self.part is not None:
-            real = self.mask[self.part]
-            if self.batch_size >= n:  # one full batch per fold: not shuffled
-                return self.x[self.part], self.y[self.part], real
-            # Each model shuffles its own fold's rows as alone; the padding stays last.
-            parts = self.part.tolist()
-            order = torch.stack([
-                torch.cat([torch.randperm(self.lengths[p], generator=self.generators[m]),
-                           torch.arange(self.lengths[p], n)])
-                for m, p in zip(self.alive, parts, strict=True)]).to(self.device)
-            part = self.part[:, None]
-            return self.x[part, order], self.y[part, order], self.mask[part, order]
-        if self.batch_size >= n:  # one full batch is not shuffled, as InMemoryBatches does
-            shape = (len(self.alive), -1, -1)
-            return self.x.expand(*shape), self.y.expand(*shape), None
-        order = torch.stack([torch.randperm(n, generator=self.generators[m])
-                             for m in self.alive]).to(self.device)  # (models, n)
-        return self.x[order], self.y[order], None
-
-    def _forward(self, x: torch.Tensor, *, training: bool,
-                 rows: torch.Tensor | None = None) -> torch.Tensor:
-        """The models' outputs ``(models, batch, out)``; ``rows`` marks the real rows of a
-        padded batch (batch norm's statistics read only those)."""
-        weights = self.weights
-        masks, per_layer = self.masks, self.layout.per_layer
-        draws = (self._dropout_masks((self.layout.depth, x.shape[1], self.layout.width))
-                 if training and self.any_dropout else None)
-        h = x
-        for layer in range(self.layout.depth):
-            weight, bias = weights[layer * per_layer], weights[layer * per_layer + 1]
-            if self.any_bn:  # a Linear that batch norm follows has no bias (build_model)
-                bias = bias * masks.biases[layer]
-            z = baddbmm(bias, h, weight)
-            if self.any_bn:
-                normed = self._batch_norm(z, layer, weights, training, rows)
-                z = normed if self.all_bn else torch.where(masks.batch_norm, normed, z)
-            z = self._activate(z)
-            if self.padded[layer]:  # padded units: exactly 0 out, exactly 0 gradient
-                z = z * masks.units[layer]
-            if draws is not None:
-                keep = 1.0 - self.dropout
-                z = z * (draws[:, layer] < keep) / keep
-            if self.passes[layer]:  # a shallower model keeps its last layer's output
-                if h.shape[-1] < z.shape[-1]:
-                    h = nn.functional.pad(h, (0, z.shape[-1] - h.shape[-1]))
-                z = torch.where(masks.deeper[layer], z, h)
-            h = z
-        return baddbmm(weights[-1], h, weights[-2])
-
-    def _activate(self, z: torch.Tensor) -> torch.Tensor:
-        """Each model's own activation, one block of the model axis per activation."""
-        if len(self.blocks) == 1:
-            return whole_vectors(self.activations[self.blocks[0][0]], z)
-        blocks = z.split([count for _, count in self.blocks])
-        return torch.cat([whole_vectors(self.activations[name], block)
-                          for (name, _), block in zip(self.blocks, blocks, strict=True)])
-
-    def _batch_norm(self, z: torch.Tensor, layer: int, weights: list[torch.Tensor],
-                    training: bool, rows: torch.Tensor | None) -> torch.Tensor:
-        base = layer * self.layout.per_layer
-        weight, bias = weights[base + 2], weights[base + 3]
-        mean_buf, var_buf = self.buffers[2 * layer], self.buffers[2 * layer + 1]
-        if not training:
-            mean, var = mean_buf, var_buf
-        elif rows is None:
-            mean = z.mean(dim=1, keepdim=True)  # (models, 1, width)
-            # Not z.var: on these small tensors it cost as much as the rest of batch norm.
-            centered = z - mean
-            var = (centered**2).mean(dim=1, keepdim=True)
-            n = z.shape[1]
-            unbiased = var * (n / max(n - 1, 1))
-        else:  # a padded batch: the statistics of each model's real rows
-            count = rows.sum(dim=1, keepdim=True).to(z.dtype)  # (models, 1, 1)
-            mean = (z * rows).sum(dim=1, keepdim=True) / count
-            var = (((z - mean) * rows) ** 2).sum(dim=1, keepdim=True) / count
-            unbiased = var * count / (count - 1).clamp(min=1)
-        if training:
-            with torch.no_grad():
-                mean_buf.lerp_(mean, _BN_MOMENTUM)
-                var_buf.lerp_(unbiased, _BN_MOMENTUM)
-        if not training or rows is not None:
-            centered = z - mean
-        # The scale on (models, 1, width), not on every row: fewer ops on the big tensor.
-        return centered * (torch.rsqrt(var + _BN_EPS) * weight) + bias
 
     def _stop_diverged(self, own: Mapping[int, int],
                        rows: dict[int, dict[str, float]]) -> set[int]:
@@ -544,13 +416,6 @@ class Population:
         """A model's own dropout masks: apart from its data order, which is the loop's."""
         return torch.Generator(device=self.device).manual_seed(seed)
 
-    def _dropout_masks(self, shape: tuple[int, ...]) -> torch.Tensor:
-        """Each model's uniform draws for one batch, every hidden layer at once, from its
-        own generator: ``(models, depth, batch, width)``."""
-        return torch.stack([torch.rand(shape, generator=self.dropout_generators[m],
-                                       device=self.device, dtype=self.flat.dtype)
-                            for m in self.alive])
-
     def _reindex(self, keep: list[int]) -> None:
         """Keep the models at these positions of the model axis, in this order."""
         index = torch.tensor(keep, dtype=torch.long, device=self.device)
@@ -564,11 +429,3 @@ class Population:
         self.dropout = self.dropout[index]
         self.masks = self.masks.keep(index)
         self._what_runs()
-
-
-def _mse(out: torch.Tensor, y: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
-    """Each model's mean squared error over its real ``rows`` (all without): ``(models,)``."""
-    if rows is None:
-        return ((out - y) ** 2).mean(dim=(1, 2))
-    squares = torch.where(rows, (out - y) ** 2, 0.0)
-    return squares.sum(dim=(1, 2)) / (rows.sum(dim=(1, 2)) * out.shape[2])

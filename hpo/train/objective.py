@@ -235,7 +235,7 @@ class _Group:
             return ended
 
         trained = train_population(
-            params, parts if folds is not None else fold, seeds, device=self.device,
+            params, [parts[f] for _, _, f in entries], seeds, device=self.device,
             callback=callback, every_epoch=every_epoch, layout=self.layout,
             keep_weights=self.keep_weights)
         for (j, k, _), member in zip(entries, trained, strict=True):
