@@ -30,6 +30,7 @@ from hpo.results.export import export
 from hpo.results.holdout import heldout_scores
 from hpo.results.manual import load_manual
 from hpo.results.plots import PROJECTOR_DPI, PROJECTOR_STYLE, plt
+from hpo.results.retrain import replay
 from hpo.results.tables import load_study, trial_history
 from hpo.results.verdict import verdict_sentence
 from hpo.store.attrs import trial_params, write_record
@@ -183,9 +184,17 @@ def test_manual_mean_equals_training_by_hand(
     # batched products in the last bits (float64 parity: tests/test_population.py).
     assert values == pytest.approx(final, abs=1e-6)
     scores = table.attrs["configs"].set_index("name").loc[name]
-    assert scores["mean_r2"] == pytest.approx(statistics.fmean(values), abs=1e-9)
-    assert scores["sd_r2"] == pytest.approx(statistics.stdev(values), abs=1e-9)
+    # Trained alone here, in one population with the other configs there: the kernels
+    # round by a model's place among the others, in the last bits.
+    assert scores["mean_r2"] == pytest.approx(statistics.fmean(values), abs=1e-7)
+    assert scores["sd_r2"] == pytest.approx(statistics.stdev(values), abs=1e-7)
     assert scores["epochs"] == config.params["epochs"] * SEEDS
+    # Each stored run, replayed in the population it trained in, repeats to the bit.
+    manual = load_study("picks-manual", storage)
+    runs = [t for t in manual.trials if t.user_attrs.get("name") == name]
+    record = stored_record(load_study(study, storage))
+    assert len(runs) == SEEDS and all(
+        replay(t, record, trials=manual.trials).value == t.value for t in runs)
 
 
 def test_best_manual_is_the_config_with_the_highest_mean(table: pd.DataFrame) -> None:
@@ -299,7 +308,9 @@ def test_manual_trials_are_stored_tagged_with_their_values(
             config.family,
         )
         assert trial_params(trial) == config.params and attrs["study"] == f"lr-{config.family}"
-        assert trial.value == by_hand(storage, attrs["study"], config.params)[attrs["seed"]]
+        # Alone here, among the other configs there: equal to the last bits' rounding.
+        assert trial.value == pytest.approx(
+            by_hand(storage, attrs["study"], config.params)[attrs["seed"]], abs=1e-7)
         history = trial_history(trial).to_dict(orient="records")
         assert "history" not in attrs and "params" not in attrs  # kept out of the dashboard
         assert len(history) == attrs["epochs_run"] == config.params["epochs"]

@@ -20,6 +20,7 @@ from sklearn.linear_model import LinearRegression
 import hpo.runners.population
 import hpo.runners.trials
 import hpo.runners.worker_loop
+import hpo.train.objective
 from hpo import LabData, Mtcars, RunOptions, Study, run
 from hpo.cli import main
 from hpo.data import final_fold, prepare_folds
@@ -81,10 +82,6 @@ def test_search_never_gives_the_objective_the_test_part(
 ) -> None:
     given: list[Any] = []  # per trial, the folds it trained and was scored on
 
-    def spy(params: Any, folds: Any, reporter: Any, **kwargs: Any) -> float:
-        given.append(folds)
-        return evaluate(params, folds, reporter, **kwargs)
-
     def population_spy(params: Any, fold: Any, *args: Any, **kwargs: Any) -> Any:
         if isinstance(fold, list):  # every fold at once: one model per (trial, fold)
             count = len(folds_of_run)
@@ -105,8 +102,9 @@ def test_search_never_gives_the_objective_the_test_part(
         folds_of_run[:] = real_folds(*args)
         return folds_of_run
 
-    monkeypatch.setattr(hpo.runners.trials, "evaluate", spy)
     monkeypatch.setattr(hpo.runners.population, "train_population", population_spy)
+    # Every other training (one at a time, cross-validated groups) goes through the engine.
+    monkeypatch.setattr(hpo.train.objective, "train_population", population_spy)
     monkeypatch.setattr(hpo.runners.worker_loop, "folds_from_record", remember_folds)
     storage = str(tmp_path / "s.journal")
     optuna_study = run(study, RunOptions(storage=storage, mode=mode, **QUIET))

@@ -192,10 +192,8 @@ class _Group:
                 job.params, device=str(device), seed=job.seed, layout=self.layout.to_dict()))
 
     def run(self) -> None:
-        count = sum(len(seeds) for seeds in self.seeds) * (
-            len(self.folds) if folds_train_together(self.jobs[0].params, self.folds) else 1)
-        for job in self.jobs:
-            job.reporter.record({"population": count})
+        for job in self.jobs:  # the trials that trained together, as a runner counts them
+            job.reporter.record({"population": len(self.jobs)})
         if len(self.folds) == 1:
             self._train(self.folds[0], None, report=True)
             for job in self.jobs:
@@ -235,7 +233,8 @@ class _Group:
             return ended
 
         trained = train_population(
-            params, [parts[f] for _, _, f in entries], seeds, device=self.device,
+            params, fold if folds is None else [parts[f] for _, _, f in entries], seeds,
+            device=self.device,
             callback=callback, every_epoch=every_epoch, layout=self.layout,
             keep_weights=self.keep_weights)
         for (j, k, _), member in zip(entries, trained, strict=True):
