@@ -7,7 +7,6 @@ from typing import Any
 
 from hpo.cli import COMMANDS
 from hpo.cli._args import add_storage_argument
-from hpo.results.export import export
 
 
 def add_parser(subparsers: Any) -> None:
@@ -27,6 +26,8 @@ def add_parser(subparsers: Any) -> None:
 
 
 def execute(args: argparse.Namespace) -> int:
+    from hpo.results.export import export  # torch and optuna load for the export, not for --help
+
     extra = export(args.study, args.out, storage=args.storage, trial=args.trial,
                    refit=not args.no_refit, progress=True)
     if extra.get("refit"):
