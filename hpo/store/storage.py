@@ -204,6 +204,8 @@ def _engine_kwargs(scheme: str) -> dict[str, object]:
 
 def _redact(url: str) -> str:
     """The URL without its password, fit for an error message."""
+    if not _is_url(url):  # a file path: no password to hide, and no SQLAlchemy to load
+        return url
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
