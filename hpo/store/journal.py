@@ -1,7 +1,7 @@
 """The journal file, the default storage: opened safely, and repaired after a kill.
 
-Optuna loads when a journal is opened, not with this module, which every command's parser
-reaches for ``DEFAULT_JOURNAL`` (through ``hpo.store.storage.DEFAULT_STORAGE``).
+Optuna loads when a journal is opened, not with this module: every command's parser imports
+it for ``DEFAULT_JOURNAL`` (as ``hpo.store.storage.DEFAULT_STORAGE``).
 """
 
 from __future__ import annotations
