@@ -6,6 +6,8 @@ dict (see docs/architecture.md). A fixed value is returned as is and never sugge
 ``trial.params`` holds only what is searched. A study composes its space from them:
 
 >>> import optuna
+>>> from search_spaces import (suggest_architecture, suggest_optimizer, suggest_scheduler,
+...                            suggest_training)
 >>> def space(trial):
 ...     return {
 ...         **suggest_architecture(trial, hidden_layers=2, width=20, activation="tanh",
@@ -22,39 +24,68 @@ dict (see docs/architecture.md). A fixed value is returned as is and never sugge
 >>> params["activation"], params["optimizer"], params["scheduler"], params["epochs"]
 ('tanh', 'adam', 'cosine', 50)
 
-The objective then builds what the params describe:
+The objective then builds what the params describe, with torch alone
+(:mod:`search_spaces.build`, which the training core imports without loading Optuna):
 
 >>> import torch
+>>> from search_spaces import build_optimizer, build_scheduler
 >>> model = torch.nn.Linear(1, 1)
 >>> optimizer = build_optimizer(params, model.parameters())
 >>> scheduler = build_scheduler(optimizer, params, epochs=params["epochs"])
 >>> type(optimizer).__name__, type(scheduler).__name__
 ('Adam', 'CosineAnnealingLR')
+
+Every name here is loaded on first use (PEP 562), from the module that defines it, so that
+``from search_spaces import build_optimizer`` or ``search_spaces.values`` loads no Optuna.
 """
 
 from __future__ import annotations
 
-from search_spaces._spec import Choice, Float, Int, suggest
-from search_spaces.architecture import ACTIVATIONS, suggest_architecture
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from search_spaces.errors import SpaceError
-from search_spaces.optimizers import OPTIMIZERS, build_optimizer, suggest_optimizer
-from search_spaces.schedulers import (
-    FAMILIES,
-    build_scheduler,
-    family_keys,
-    lr_curve,
-    suggest_constant,
-    suggest_cosine,
-    suggest_cosine_restarts,
-    suggest_exponential,
-    suggest_multistep,
-    suggest_onecycle,
-    suggest_plateau,
-    suggest_scheduler,
-    suggest_step,
-    suggest_warmup_cosine,
-)
-from search_spaces.training import suggest_training
+
+if TYPE_CHECKING:
+    from search_spaces._spec import Choice, Float, Int, suggest
+    from search_spaces.architecture import suggest_architecture
+    from search_spaces.build import (
+        ACTIVATIONS,
+        FAMILIES,
+        OPTIMIZERS,
+        build_optimizer,
+        build_scheduler,
+        family_keys,
+        lr_curve,
+    )
+    from search_spaces.optimizers import suggest_optimizer
+    from search_spaces.schedulers import (
+        suggest_constant,
+        suggest_cosine,
+        suggest_cosine_restarts,
+        suggest_exponential,
+        suggest_multistep,
+        suggest_onecycle,
+        suggest_plateau,
+        suggest_scheduler,
+        suggest_step,
+        suggest_warmup_cosine,
+    )
+    from search_spaces.training import suggest_training
+
+# Public name -> the module that defines it. The builders' module imports torch only.
+_LAZY = {
+    **dict.fromkeys(["Choice", "Float", "Int", "suggest"], "search_spaces._spec"),
+    **dict.fromkeys(["ACTIVATIONS", "FAMILIES", "OPTIMIZERS", "build_optimizer",
+                     "build_scheduler", "family_keys", "lr_curve"], "search_spaces.build"),
+    "suggest_architecture": "search_spaces.architecture",
+    "suggest_optimizer": "search_spaces.optimizers",
+    **dict.fromkeys(["suggest_constant", "suggest_cosine", "suggest_cosine_restarts",
+                     "suggest_exponential", "suggest_multistep", "suggest_onecycle",
+                     "suggest_plateau", "suggest_scheduler", "suggest_step",
+                     "suggest_warmup_cosine"], "search_spaces.schedulers"),
+    "suggest_training": "search_spaces.training",
+}
 
 __all__ = [
     "ACTIVATIONS",
@@ -83,3 +114,15 @@ __all__ = [
     "suggest_training",
     "suggest_warmup_cosine",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'search_spaces' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -1,8 +1,10 @@
 """The values each parameter may take, declared as data and checked in one place.
 
-A spec is checked against its parameter's domain when a space is suggested (both ends of a
-range, every choice, or the fixed value), and a params dict is checked again when something
-is built from it, because hand-picked configs reach the builders without a trial.
+A params dict is checked value by value when something is built from it (hand-picked
+configs reach the builders without a trial); a spec is checked against the same domains
+when a space is suggested (both ends of a range, every choice, or the fixed value:
+``search_spaces._spec.check_specs``). This module needs no Optuna: the builders use it in
+the training core, which never loads Optuna.
 """
 
 from __future__ import annotations
@@ -11,9 +13,6 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
-from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
-
-from search_spaces._spec import Spec, refuse_collection
 from search_spaces.errors import SpaceError
 from search_spaces.values import is_int, is_number
 
@@ -51,23 +50,29 @@ def one_of(values: tuple[Any, ...]) -> Domain:
     return Domain(lambda v: any(type(v) is type(c) and v == c for c in values), f"one of {values}")
 
 
-def check(name: str, spec: Spec, domain: Domain) -> None:
-    """Raise ValueError unless every value ``spec`` can produce lies in ``domain``."""
-    refuse_collection(name, spec)
-    if all(domain.accepts(v) for v in _extremes(spec)):
+def check_value(name: str, value: Any, domain: Domain) -> None:
+    """Raise SpaceError unless ``value`` lies in ``domain``."""
+    check_extremes(name, value, (value,), domain)
+
+
+def check_values(values: Mapping[str, Any], domains: Mapping[str, Domain]) -> None:
+    """:func:`check_value` every entry of ``values`` whose name has a domain."""
+    for name, value in values.items():
+        if name in domains:
+            check_value(name, value, domains[name])
+
+
+def check_extremes(name: str, given: Any, extremes: tuple[Any, ...], domain: Domain) -> None:
+    """Raise SpaceError unless each of ``extremes``, the values ``given`` (a value or a
+    spec) can produce at its ends, lies in ``domain``."""
+    refuse_collection(name, given)
+    if all(domain.accepts(v) for v in extremes):
         return
     raise SpaceError(
         name,
-        f"`{name}` must be {domain.expected}, but got {spec!r}; "
+        f"`{name}` must be {domain.expected}, but got {given!r}; "
         "pass a value or a range inside that."
     )
-
-
-def check_all(specs: Mapping[str, Spec], domains: Mapping[str, Domain]) -> None:
-    """:func:`check` every entry of ``specs`` whose name has a domain."""
-    for name, spec in specs.items():
-        if name in domains:
-            check(name, spec, domains[name])
 
 
 def check_keys(given: Mapping[str, Any], valid: Mapping[str, Any], what: str) -> None:
@@ -81,10 +86,12 @@ def check_keys(given: Mapping[str, Any], valid: Mapping[str, Any], what: str) ->
         )
 
 
-def _extremes(spec: Spec) -> tuple[Any, ...]:
-    # Every domain here is an interval or a set, so a range passes when both its ends do.
-    if isinstance(spec, FloatDistribution | IntDistribution):
-        return (spec.low, spec.high)
-    if isinstance(spec, CategoricalDistribution):
-        return tuple(spec.choices)
-    return (spec,)
+def refuse_collection(name: str, given: Any) -> None:
+    """Refuse a list (or set, tuple, dict) given where one value or a spec belongs."""
+    # A list here almost always means "search these", which only Choice says.
+    if isinstance(given, list | tuple | set | frozenset | dict):
+        raise SpaceError(
+            name,
+            f"`{name}` must be a single fixed value or a spec, but got {given!r}; "
+            f"to search over these values write Choice({list(given)!r})."
+        )

@@ -1,4 +1,6 @@
-"""The learning-rate schedule families: default specs, valid values and a torch builder each.
+"""The learning-rate schedule families: the keys each takes, their valid values and a torch
+builder each. Their default search specs are ``search_spaces.schedulers.DEFAULTS``: this
+table needs torch only, for the training core, which never loads Optuna.
 
 Every schedule is stepped once per epoch, after training, so lengths given as a share of the
 run (``*_fraction``) become whole epochs here, and one-cycle counts epochs as its steps.
@@ -26,20 +28,15 @@ from torch.optim.lr_scheduler import (
 )
 
 from search_spaces._domains import Domain, ints, reals
-from search_spaces._spec import Choice, Float, Int, Spec
 
 Scheduler: TypeAlias = LRScheduler | ReduceLROnPlateau
 Builder: TypeAlias = Callable[[Optimizer, Mapping[str, Any], int], Scheduler | None]
 
-# One lr range for every family: Optuna refuses a parameter name whose kind of range (log or
-# not, float or int) changes between trials, and "lr" is shared when the family is searched.
-LR = Float(1e-4, 0.3, log=True)
-
 
 class Family(NamedTuple):
-    """One schedule family: what it searches by default, what is valid, how it is built."""
+    """One schedule family: its keys (``lr`` first) with their valid values, and how it is
+    built."""
 
-    defaults: Mapping[str, Spec]
     domains: Mapping[str, Domain]
     build: Builder
 
@@ -129,9 +126,8 @@ def _warmup_cosine(optimizer: Optimizer, p: Mapping[str, Any], epochs: int) -> S
     return SequentialLR(optimizer, schedulers=[rise, fall], milestones=[warmup])
 
 
-def _family(build: Builder, **defaults: Spec) -> Family:
-    domains = {"lr": _POSITIVE, **{k: _DOMAINS[k] for k in defaults}}
-    return Family({"lr": LR, **defaults}, domains, build)
+def _family(build: Builder, *keys: str) -> Family:
+    return Family({"lr": _POSITIVE, **{k: _DOMAINS[k] for k in keys}}, build)
 
 
 _DOMAINS: dict[str, Domain] = {
@@ -156,31 +152,23 @@ _DOMAINS: dict[str, Domain] = {
 
 FAMILY_TABLE: dict[str, Family] = {
     "constant": _family(_constant),
-    "exponential": _family(_exponential, exponential_lr_final=Float(1e-5, 1e-2, log=True)),
-    "step": _family(_step, step_size_fraction=Float(0.05, 0.5), step_gamma=Float(0.1, 0.9)),
-    "cosine": _family(_cosine, cosine_floor_fraction=Float(0.0, 0.1)),
+    "exponential": _family(_exponential, "exponential_lr_final"),
+    "step": _family(_step, "step_size_fraction", "step_gamma"),
+    "cosine": _family(_cosine, "cosine_floor_fraction"),
     "multistep": _family(
-        _multistep,
-        multistep_first_fraction=Float(0.2, 0.6),
-        multistep_second_fraction=Float(0.6, 0.95),
-        multistep_gamma=Float(0.1, 0.9),
+        _multistep, "multistep_first_fraction", "multistep_second_fraction", "multistep_gamma"
     ),
     "cosine_restarts": _family(
         _cosine_restarts,
-        cosine_restarts_period_fraction=Float(0.1, 0.5),
-        cosine_restarts_mult=Choice([1, 2]),
-        cosine_restarts_floor_fraction=Float(0.0, 0.1),
+        "cosine_restarts_period_fraction",
+        "cosine_restarts_mult",
+        "cosine_restarts_floor_fraction",
     ),
     "onecycle": _family(
-        _onecycle,
-        onecycle_pct_start=Float(0.1, 0.5),
-        onecycle_div_factor=Float(5.0, 100.0, log=True),
-        onecycle_final_div_factor=Float(10.0, 1e4, log=True),
+        _onecycle, "onecycle_pct_start", "onecycle_div_factor", "onecycle_final_div_factor"
     ),
-    "plateau": _family(_plateau, plateau_factor=Float(0.1, 0.7), plateau_patience=Int(2, 10)),
+    "plateau": _family(_plateau, "plateau_factor", "plateau_patience"),
     "warmup_cosine": _family(
-        _warmup_cosine,
-        warmup_cosine_warmup_fraction=Float(0.05, 0.3),
-        warmup_cosine_floor_fraction=Float(0.0, 0.1),
+        _warmup_cosine, "warmup_cosine_warmup_fraction", "warmup_cosine_floor_fraction"
     ),
 }

@@ -5,12 +5,13 @@ A spec is either an Optuna distribution (``FloatDistribution``, ``IntDistributio
 which is fixed: returned as is and never suggested, so it stays out of ``trial.params``.
 :func:`Float`, :func:`Int` and :func:`Choice` build the distributions and check their
 arguments at once, so a bad range fails where it is written rather than mid-study.
+:func:`check_specs` checks a spec against its parameter's domain (``search_spaces._domains``).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeAlias
 
 from optuna.distributions import (
@@ -22,6 +23,7 @@ from optuna.distributions import (
 )
 from optuna.trial import BaseTrial
 
+from search_spaces._domains import Domain, check_extremes, refuse_collection
 from search_spaces.errors import SpaceError
 from search_spaces.values import is_int, is_number
 
@@ -141,15 +143,25 @@ def suggest(trial: BaseTrial, name: str, spec: Spec) -> Any:
     return spec
 
 
-def refuse_collection(name: str, spec: Spec) -> None:
-    """Refuse a list (or set, tuple, dict) given where one value or a spec belongs."""
-    # A list here almost always means "search these", which only Choice says.
-    if isinstance(spec, list | tuple | set | frozenset | dict):
-        raise SpaceError(
-            name,
-            f"`{name}` must be a single fixed value or a spec, but got {spec!r}; "
-            f"to search over these values write Choice({list(spec)!r})."
-        )
+def check_spec(name: str, spec: Spec, domain: Domain) -> None:
+    """Raise SpaceError unless every value ``spec`` can produce lies in ``domain``."""
+    check_extremes(name, spec, _extremes(spec), domain)
+
+
+def check_specs(specs: Mapping[str, Spec], domains: Mapping[str, Domain]) -> None:
+    """:func:`check_spec` every entry of ``specs`` whose name has a domain."""
+    for name, spec in specs.items():
+        if name in domains:
+            check_spec(name, spec, domains[name])
+
+
+def _extremes(spec: Spec) -> tuple[Any, ...]:
+    # Every domain here is an interval or a set, so a range passes when both its ends do.
+    if isinstance(spec, FloatDistribution | IntDistribution):
+        return (spec.low, spec.high)
+    if isinstance(spec, CategoricalDistribution):
+        return tuple(spec.choices)
+    return (spec,)
 
 
 def _check_number(name: str, value: object) -> None:

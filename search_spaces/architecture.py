@@ -1,29 +1,21 @@
 """The network: how many hidden layers, how wide, which activation, batch norm, dropout.
 
 ``hidden_layers=0`` is linear regression; the other knobs then do not apply, are not
-suggested, and come back as None.
+suggested, and come back as None. The layer each activation name builds is in
+:data:`search_spaces.build.ACTIVATIONS` (also importable from here), which needs no Optuna.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 from typing import Any
 
 from optuna.trial import BaseTrial
-from torch import nn
 
-from search_spaces._domains import check_all, ints, one_of, reals
-from search_spaces._spec import Choice, Float, Int, Spec, suggest
+from search_spaces._domains import ints, one_of, reals
+from search_spaces._spec import Choice, Float, Int, Spec, check_specs, suggest
+from search_spaces.build import ACTIVATIONS
 
-ACTIVATIONS: Mapping[str, Callable[[], nn.Module]] = {
-    "tanh": nn.Tanh,
-    "relu": nn.ReLU,
-    "gelu": nn.GELU,
-    "silu": nn.SiLU,
-    "leaky_relu": nn.LeakyReLU,
-    "elu": nn.ELU,
-}
-"""The activations a network may use, by name, and the layer each name builds."""
+__all__ = ["ACTIVATIONS", "suggest_architecture"]
 
 _HIDDEN_LAYERS = Int(1, 4)
 _WIDTH = Int(4, 256, log=True)  # log: 8 -> 16 matters as much as 128 -> 256
@@ -62,7 +54,7 @@ def suggest_architecture(
     True
     """
     knobs = {"width": width, "activation": activation, "batch_norm": batch_norm, "dropout": dropout}
-    check_all({"hidden_layers": hidden_layers, **knobs}, _DOMAINS)
+    check_specs({"hidden_layers": hidden_layers, **knobs}, _DOMAINS)
     layers = suggest(trial, "hidden_layers", hidden_layers)
     if layers == 0:
         return {"hidden_layers": 0, **dict.fromkeys(knobs)}

@@ -2,7 +2,9 @@
 
 Every family suggests ``lr`` (the initial learning rate; for one-cycle, the peak) and keys
 prefixed with its own name. Every schedule is stepped once per epoch, after training; a
-plateau schedule is stepped with the epoch's loss, ``scheduler.step(loss)``.
+plateau schedule is stepped with the epoch's loss, ``scheduler.step(loss)``. The builders
+(``build_scheduler``, ``lr_curve``, ``family_keys``) are in :mod:`search_spaces.build`,
+which needs no Optuna, and importable from here too.
 
 >>> import optuna, torch
 >>> trial = optuna.trial.FixedTrial({"lr": 0.1, "exponential_lr_final": 0.001})
@@ -22,20 +24,70 @@ import itertools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-import torch
 from optuna.distributions import CategoricalDistribution, check_distribution_compatibility
 from optuna.trial import BaseTrial
-from torch.optim import Optimizer
-from torch.optim.lr_scheduler import ReduceLROnPlateau
 
-from search_spaces._domains import check_all, check_keys
-from search_spaces._families import FAMILY_TABLE, LR, Family, Scheduler
-from search_spaces._spec import Choice, Spec, is_searched, suggest
+from search_spaces._domains import check_keys
+from search_spaces._families import FAMILY_TABLE
+from search_spaces._spec import Choice, Float, Int, Spec, check_specs, is_searched, suggest
+from search_spaces.build import FAMILIES, build_scheduler, check_family, family_keys, lr_curve
 from search_spaces.errors import SpaceError
-from search_spaces.values import is_int
 
-FAMILIES: tuple[str, ...] = tuple(FAMILY_TABLE)
+__all__ = [
+    "DEFAULTS",
+    "FAMILIES",
+    "build_scheduler",
+    "family_keys",
+    "lr_curve",
+    "suggest_constant",
+    "suggest_cosine",
+    "suggest_cosine_restarts",
+    "suggest_exponential",
+    "suggest_multistep",
+    "suggest_onecycle",
+    "suggest_plateau",
+    "suggest_scheduler",
+    "suggest_step",
+    "suggest_warmup_cosine",
+]
+
 _LAB_FAMILIES = ("exponential", "step", "cosine")
+# One lr range for every family: Optuna refuses a parameter name whose kind of range (log or
+# not, float or int) changes between trials, and "lr" is shared when the family is searched.
+LR = Float(1e-4, 0.3, log=True)
+
+DEFAULTS: dict[str, dict[str, Spec]] = {
+    "constant": {"lr": LR},
+    "exponential": {"lr": LR, "exponential_lr_final": Float(1e-5, 1e-2, log=True)},
+    "step": {"lr": LR, "step_size_fraction": Float(0.05, 0.5), "step_gamma": Float(0.1, 0.9)},
+    "cosine": {"lr": LR, "cosine_floor_fraction": Float(0.0, 0.1)},
+    "multistep": {
+        "lr": LR,
+        "multistep_first_fraction": Float(0.2, 0.6),
+        "multistep_second_fraction": Float(0.6, 0.95),
+        "multistep_gamma": Float(0.1, 0.9),
+    },
+    "cosine_restarts": {
+        "lr": LR,
+        "cosine_restarts_period_fraction": Float(0.1, 0.5),
+        "cosine_restarts_mult": Choice([1, 2]),
+        "cosine_restarts_floor_fraction": Float(0.0, 0.1),
+    },
+    "onecycle": {
+        "lr": LR,
+        "onecycle_pct_start": Float(0.1, 0.5),
+        "onecycle_div_factor": Float(5.0, 100.0, log=True),
+        "onecycle_final_div_factor": Float(10.0, 1e4, log=True),
+    },
+    "plateau": {"lr": LR, "plateau_factor": Float(0.1, 0.7), "plateau_patience": Int(2, 10)},
+    "warmup_cosine": {
+        "lr": LR,
+        "warmup_cosine_warmup_fraction": Float(0.05, 0.3),
+        "warmup_cosine_floor_fraction": Float(0.0, 0.1),
+    },
+}
+"""Each family's default search spec per key: the keys of ``search_spaces._families``'s
+table, which the builders check, searched over these ranges unless overridden."""
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -43,7 +95,7 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 def _lists_defaults(family: str) -> Callable[[_F], _F]:
     # Generated from the table the code uses, so the documented ranges cannot drift from it.
     def decorate(fn: _F) -> _F:
-        specs = FAMILY_TABLE[family].defaults.items()
+        specs = DEFAULTS[family].items()
         rows = "\n".join(f"    - ``{name}``: {spec!r}" for name, spec in specs)
         intro = (fn.__doc__ or "").rstrip()
         fn.__doc__ = f"{intro}\n\n    Keys and default specs (override any):\n\n{rows}\n"
@@ -146,9 +198,9 @@ def suggest_scheduler(
     overrides = overrides or {}
     # Every override is checked now, not when its family is first drawn many trials later.
     for family, family_overrides in overrides.items():
-        _check_family(family)
-        check_keys(family_overrides, FAMILY_TABLE[family].defaults, f"The {family!r} schedule")
-        check_all(family_overrides, FAMILY_TABLE[family].domains)
+        check_family(family)
+        check_keys(family_overrides, DEFAULTS[family], f"The {family!r} schedule")
+        check_specs(family_overrides, FAMILY_TABLE[family].domains)
     spec = _families_spec(families)
     candidates = spec.choices if isinstance(spec, CategoricalDistribution) else (spec,)
     _check_shared_lr([str(c) for c in candidates], overrides)
@@ -156,63 +208,16 @@ def suggest_scheduler(
     return _suggest_family(trial, family, overrides.get(family, {}))
 
 
-def build_scheduler(
-    optimizer: Optimizer, params: Mapping[str, Any], *, epochs: int
-) -> Scheduler | None:
-    """The torch scheduler that ``params`` describe, for a run of ``epochs`` epochs.
-
-    Call it on the optimizer that :func:`search_spaces.build_optimizer` built from the same
-    params, and step it once per epoch after training (a plateau schedule with the loss).
-    Returns None for ``constant``. ``params`` may hold other keys too.
-    """
-    family = _check_params(params, epochs)
-    return family.build(optimizer, params, epochs)
-
-
-def family_keys(family: str) -> tuple[str, ...]:
-    """The params a family adds besides ``scheduler`` and ``lr``, e.g. ``("step_size_fraction",
-    "step_gamma")`` for ``step``."""
-    _check_family(family)
-    return tuple(key for key in FAMILY_TABLE[family].defaults if key != "lr")
-
-
-def lr_curve(params: Mapping[str, Any], *, epochs: int) -> list[float]:
-    """The lr each of the ``epochs`` epochs trains with under the schedule ``params`` give.
-
-    A plateau schedule is drawn as if the loss never stalled, that is, constant.
-    """
-    family = _check_params(params, epochs)
-    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=params["lr"])
-    scheduler = family.build(optimizer, params, epochs)
-    curve = []
-    for _ in range(epochs):
-        curve.append(float(optimizer.param_groups[0]["lr"]))
-        optimizer.step()  # as a training loop would; torch warns when the scheduler goes first
-        if scheduler is not None and not isinstance(scheduler, ReduceLROnPlateau):
-            scheduler.step()
-    return curve
-
-
 def _suggest_family(trial: BaseTrial, family: str, overrides: Mapping[str, Spec]) -> dict[str, Any]:
-    table = FAMILY_TABLE[family]
-    check_keys(overrides, table.defaults, f"suggest_{family}")
-    specs = {**table.defaults, **overrides}
-    check_all(specs, table.domains)
+    check_keys(overrides, DEFAULTS[family], f"suggest_{family}")
+    specs = {**DEFAULTS[family], **overrides}
+    check_specs(specs, FAMILY_TABLE[family].domains)
     return {"scheduler": family, **{name: suggest(trial, name, s) for name, s in specs.items()}}
-
-
-def _check_family(family: object) -> None:
-    if not isinstance(family, str) or family not in FAMILY_TABLE:
-        raise SpaceError(
-            "scheduler",
-            f"A scheduler family must be one of {list(FAMILIES)}, but got {family!r}; "
-            "fix the spelling."
-        )
 
 
 def _families_spec(families: str | Sequence[str] | CategoricalDistribution) -> Spec:
     if isinstance(families, str):
-        _check_family(families)
+        check_family(families)
         return families
     if not isinstance(families, CategoricalDistribution | Sequence):
         raise SpaceError(
@@ -222,7 +227,7 @@ def _families_spec(families: str | Sequence[str] | CategoricalDistribution) -> S
         )
     names = list(families.choices if isinstance(families, CategoricalDistribution) else families)
     for family in names:
-        _check_family(family)
+        check_family(family)
     if len(names) == 1 and not isinstance(families, CategoricalDistribution):
         return names[0]
     return Choice(names)  # also refuses an empty list and repeats
@@ -241,23 +246,3 @@ def _check_shared_lr(families: Sequence[str], overrides: Mapping[str, Mapping[st
                 f"whose kind changes between trials), but got {a!r} for {first!r} and {b!r} "
                 f"for {other!r}; give them the same kind of range."
             ) from None
-
-
-def _check_params(params: Mapping[str, Any], epochs: int) -> Family:
-    if not is_int(epochs) or epochs < 1:
-        raise SpaceError(
-            "epochs",
-            f"`epochs` must be an int >= 1, but got {epochs!r}; pass the length of the run."
-        )
-    _check_family(params.get("scheduler"))
-    family = params["scheduler"]
-    table = FAMILY_TABLE[family]
-    missing = [k for k in table.defaults if k not in params]
-    if missing:
-        raise SpaceError(
-            "",
-            f"A {family!r} schedule needs the params {list(table.defaults)}, but got none for "
-            f"{missing}; suggest them with suggest_{family} or add them to the params."
-        )
-    check_all({k: params[k] for k in table.defaults}, table.domains)
-    return table

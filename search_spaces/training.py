@@ -6,8 +6,8 @@ from typing import Any
 
 from optuna.trial import BaseTrial
 
-from search_spaces._domains import Domain, check_all, ints
-from search_spaces._spec import Choice, Int, Spec, suggest
+from search_spaces._domains import Domain, ints
+from search_spaces._spec import Choice, Int, Spec, check_specs, suggest
 from search_spaces.values import is_int
 
 _BATCH_SIZE = Choice([16, 32, 64, 128, "full"])  # "full": one batch of the whole train set
@@ -29,5 +29,5 @@ def suggest_training(
     {'batch_size': 'full', 'epochs': 50}
     """
     specs = {"batch_size": batch_size, "epochs": epochs}
-    check_all(specs, _DOMAINS)
+    check_specs(specs, _DOMAINS)
     return {name: suggest(trial, name, spec) for name, spec in specs.items()}

@@ -1,7 +1,8 @@
 """The layers of docs/architecture.md, checked on the source: imports point one way, no cycles.
 
 Every import statement of every module counts, at module level or inside a function (a
-deferred import is still a dependency), except those under ``if TYPE_CHECKING:``.
+deferred import is still a dependency), except those under ``if TYPE_CHECKING:``. What a
+module loads at run time through the modules it imports is checked in fresh processes.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.fresh_process import heavy_loaded_per_module
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("hpo", "search_spaces")
@@ -102,6 +105,26 @@ def test_imports_point_down_the_layers(module: str) -> None:
     third = {m.split(".")[0] for m in GRAPH[module]}
     banned = third & FORBIDDEN_THIRD_PARTY.get(layer, set())
     assert not banned, f"{module} (layer {layer}) must not import {sorted(banned)}"
+
+
+TRAINING_CORE = sorted(m for m in GRAPH if layer_of(m) in ("hpo.data", "hpo.train"))
+
+
+@pytest.fixture(scope="module")
+def core_loads(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str]]:
+    # One process for all (each module imported alone in a fork of it): a process each
+    # would pay torch's seconds of import 24 times.
+    heavy = ("optuna", "ray", "sklearn", "matplotlib", "pandas")
+    return heavy_loaded_per_module(TRAINING_CORE, tmp_path_factory.mktemp("core"), heavy)
+
+
+@pytest.mark.parametrize("module", TRAINING_CORE)
+def test_the_training_core_loads_no_optuna_nor_ray(
+    module: str, core_loads: dict[str, list[str]]
+) -> None:
+    """Not through search_spaces either: a worker trains without loading the search side."""
+    assert not {"optuna", "ray", "sklearn", "matplotlib"} & set(core_loads[module]), (
+        f"importing {module} alone loads {core_loads[module]}")
 
 
 def test_no_module_is_imported_by_the_cli_side_only_into_the_cli() -> None:

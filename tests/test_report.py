@@ -37,6 +37,7 @@ from search_spaces import (
     suggest_scheduler,
     suggest_training,
 )
+from tests.fresh_process import heavy_loaded
 
 FIGURES = {
     "history.png",
@@ -278,6 +279,15 @@ def test_cli_report_writes_to_hpo_report_study_by_default(
     assert (folder / INDEX).exists() and (folder / TRIALS_CSV).exists()
     out = capsys.readouterr().out
     assert str(folder / INDEX) in out and "skipped importances.png" in out
+
+
+def test_cli_report_loads_neither_ray_nor_the_dashboard(storage: str, tmp_path: Path) -> None:
+    """A command imports what it uses: Ray is the Ray runner's, optuna-dashboard the
+    dashboard's (a fresh process: this one has imported everything already)."""
+    code = ("from hpo.cli import main\n"
+            f"assert main(['report', 'small', '--storage', {storage!r}, '--out', 'r']) == 0")
+    assert heavy_loaded(code, tmp_path, ("ray", "optuna_dashboard")) == []
+    assert (tmp_path / "r" / "importances.png").exists()  # what needs scikit-learn was drawn
 
 
 @pytest.mark.parametrize(

@@ -282,6 +282,7 @@ def test_the_same_seed_gives_the_same_space() -> None:
 
 MODULES = ["search_spaces", "search_spaces._spec", "search_spaces.schedulers"]
 MODULES += ["search_spaces.architecture", "search_spaces.optimizers", "search_spaces.training"]
+MODULES += ["search_spaces.build"]
 
 
 @pytest.mark.parametrize("name", MODULES)

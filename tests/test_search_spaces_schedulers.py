@@ -12,7 +12,16 @@ from optuna.distributions import CategoricalDistribution
 from optuna.samplers import RandomSampler
 
 import search_spaces as ss
-from search_spaces import Choice, Float, Int, build_scheduler, lr_curve, suggest_scheduler
+from search_spaces import (
+    Choice,
+    Float,
+    Int,
+    build_scheduler,
+    lr_curve,
+    schedulers,
+    suggest_scheduler,
+)
+from search_spaces._families import FAMILY_TABLE
 
 LR = Float(1e-4, 0.3, log=True)
 
@@ -97,6 +106,14 @@ def _ends(family: str, end: str) -> dict[str, Any]:
 
 def test_families_are_the_documented_ones() -> None:
     assert tuple(DEFAULTS) == ss.FAMILIES
+
+
+@pytest.mark.parametrize("family", ss.FAMILIES)
+def test_the_searched_keys_are_the_keys_the_builder_checks(family: str) -> None:
+    # The default specs (search side, Optuna) and the domains (build side, torch only) are
+    # two tables; a key in one only would be searched unchecked, or required and never drawn.
+    assert list(schedulers.DEFAULTS[family]) == list(FAMILY_TABLE[family].domains)
+    assert list(DEFAULTS[family]) == ["lr", *ss.family_keys(family)]
 
 
 @pytest.mark.parametrize("family", ss.FAMILIES)

@@ -11,6 +11,7 @@ import pytest
 from hpo import ConfigError, LabData, Study, StudyFileError
 from hpo.study.file import load_from_file, load_studies, select_studies
 from tests.conftest import write_study
+from tests.fresh_process import heavy_loaded
 
 
 def _space(trial: Any) -> dict[str, Any]:
@@ -110,3 +111,26 @@ def test_the_samplers_that_learn_are_samplers_hpo_offers() -> None:
 
     assert set(SAMPLERS) >= LEARNING_SAMPLERS
     assert {"grid", "random"}.isdisjoint(LEARNING_SAMPLERS)
+
+
+def test_every_sampler_and_pruner_name_is_built() -> None:
+    from optuna.pruners import BasePruner
+    from optuna.samplers import BaseSampler
+
+    from hpo.study.algorithms import (
+        PRUNERS,
+        SAMPLERS,
+        make_pruner,
+        make_sampler,
+        pruner_table,
+        sampler_table,
+    )
+
+    assert tuple(sampler_table()) == SAMPLERS and tuple(pruner_table()) == PRUNERS
+    assert all(isinstance(make_sampler(name, seed=0), BaseSampler) for name in SAMPLERS)
+    assert all(isinstance(make_pruner(name), BasePruner) for name in PRUNERS)
+
+
+def test_the_names_a_parser_offers_load_no_optuna(tmp_path: Path) -> None:
+    code = "from hpo.study.algorithms import PRUNERS, RAY_PRUNERS, SAMPLERS"
+    assert heavy_loaded(code, tmp_path) == []

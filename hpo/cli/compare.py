@@ -7,9 +7,6 @@ from typing import Any
 
 from hpo.cli import COMMANDS
 from hpo.cli._args import add_storage_argument, positive_int, wrapped
-from hpo.results.compare import compare
-from hpo.results.compare_text import markdown
-from hpo.results.manual import manual_study_name
 
 EPILOG = """\
 Each config of MANUAL.toml is re-trained SEEDS times on the folds of the study that serves
@@ -45,6 +42,11 @@ def add_parser(subparsers: Any) -> None:
 
 
 def execute(args: argparse.Namespace) -> int:
+    # torch, optuna, pandas and scipy load for the comparison, not for --help.
+    from hpo.results.compare import compare
+    from hpo.results.compare_text import markdown
+    from hpo.results.manual import manual_study_name
+
     table = compare(args.manual, args.studies, storage=args.storage, seeds=args.seeds,
                     out=args.out, top=args.top, progress=not args.no_progress)
     print(markdown(table))

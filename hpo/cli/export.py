@@ -7,7 +7,6 @@ from typing import Any
 
 from hpo.cli import COMMANDS
 from hpo.cli._args import add_storage_argument
-from hpo.results.export import TOLERANCE, export
 
 
 def add_parser(subparsers: Any) -> None:
@@ -29,6 +28,8 @@ def add_parser(subparsers: Any) -> None:
 
 
 def execute(args: argparse.Namespace) -> int:
+    from hpo.results.export import export  # torch and optuna load for the export, not for --help
+
     extra = export(args.study, args.out, storage=args.storage, trial=args.trial,
                    as_trained=args.as_trained, progress=True)
     print(f"Saved {extra['model']} model of trial {extra['trial']} of {extra['study']!r} to "
@@ -43,6 +44,7 @@ def execute(args: argparse.Namespace) -> int:
 
 def agreement(extra: dict[str, Any]) -> str:
     """The re-trained and the stored R² on one line, loud when they differ."""
+    from hpo.results.export import TOLERANCE
     line = f"{extra['scored_on']}: {extra['retrained_r2']:.6f} re-trained"
     stored = extra.get("stored_r2")
     if stored is None:

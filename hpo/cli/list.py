@@ -5,11 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-import pandas as pd
-
 from hpo.cli import COMMANDS
 from hpo.cli._args import WIDTH, add_storage_argument
-from hpo.results.tables import study_table
 from hpo.store.storage import resolve_storage, shown
 
 DESCRIPTION = (
@@ -25,6 +22,10 @@ def add_parser(subparsers: Any) -> None:
 
 
 def execute(args: argparse.Namespace) -> int:
+    import pandas as pd  # optuna and pandas load for the listing, not for --help
+
+    from hpo.results.tables import study_table
+
     table = study_table(args.storage)
     if table.empty:
         print(f"No studies in {shown(resolve_storage(args.storage))}.")

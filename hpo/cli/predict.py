@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from hpo.cli import COMMANDS
 from hpo.errors import ConfigError
-from hpo.results.export import predict, predict_csv
-from hpo.train.checkpoints import load_model
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def add_parser(subparsers: Any) -> None:
@@ -32,6 +30,9 @@ def add_parser(subparsers: Any) -> None:
 
 
 def execute(args: argparse.Namespace) -> int:
+    # torch, numpy and pandas load for the prediction, not for --help.
+    from hpo.results.export import predict, predict_csv
+
     if args.csv is None:
         if args.out:
             raise ConfigError(f"--out writes a CSV and goes with --csv, but got --x; drop "
@@ -47,16 +48,22 @@ def execute(args: argparse.Namespace) -> int:
 
 def _side_by_side(name: str, inputs: list[float], predictions: np.ndarray) -> str:
     """Each input next to its prediction, one row each, like the CSV that --csv writes."""
+    import pandas as pd
+
     frame = pd.DataFrame({name: [_number(v) for v in inputs],
                           "prediction": [_number(v) for v in predictions]})
     return frame.to_string(index=False)
 
 
 def _number(value: float) -> str:
+    import numpy as np
+
     return np.format_float_positional(np.float32(value), unique=True, trim="0")
 
 
 def _check_one_feature(path: str) -> str:
+    from hpo.train.checkpoints import load_model
+
     names = load_model(path)[2].get("feature_names") or []
     if len(names) != 1:
         raise ConfigError(f"--x gives one feature per row, but {path} takes {len(names)} "

@@ -1,14 +1,19 @@
-"""The journal file, the default storage: opened safely, and repaired after a kill."""
+"""The journal file, the default storage: opened safely, and repaired after a kill.
+
+Optuna loads when a journal is opened, not with this module: every command's parser imports
+it for ``DEFAULT_JOURNAL`` (as ``hpo.store.storage.DEFAULT_STORAGE``).
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-
-from optuna.storages import JournalStorage
+from typing import TYPE_CHECKING
 
 from hpo.errors import StorageError
-from hpo.store.optuna_internals import DurableOnFinishJournal, JournalFileFlock
+
+if TYPE_CHECKING:
+    from optuna.storages import JournalStorage
 
 DEFAULT_JOURNAL = "hpo.journal"
 
@@ -30,6 +35,10 @@ def open_journal(path: Path) -> JournalStorage:
             f"{str(path)!r} is a SQLite database, not a journal file; "
             f"pass --storage sqlite:///{path} instead."
         )
+    from optuna.storages import JournalStorage
+
+    from hpo.store.optuna_internals import DurableOnFinishJournal
+
     _repair_torn_tail(path)
     try:
         return JournalStorage(DurableOnFinishJournal(str(path)))
@@ -49,6 +58,8 @@ def _repair_torn_tail(path: Path) -> None:
     record onto it and make the whole file unreadable. Every finished trial is in the
     complete lines before it, so cutting back to the last newline loses nothing finished.
     """
+    from hpo.store.optuna_internals import JournalFileFlock
+
     if not path.exists() or path.stat().st_size == 0:
         return
     # Under the journal's own lock: another process may be appending right now.

@@ -8,6 +8,9 @@ killed worker cannot leave behind), and ``optuna-dashboard hpo.journal``
 opens it directly. Any Optuna RDB URL works too:
 ``sqlite:///hpo.db`` for one host, ``postgresql://user:pw@host/db`` for many.
 
+Optuna and SQLAlchemy load when a storage is opened or a URL printed, not with this module:
+every command's ``--help`` reads ``DEFAULT_STORAGE`` from here, and answers without them.
+
 Example:
     >>> storage = open_storage("hpo.journal")      # doctest: +SKIP
     >>> dashboard_command("hpo.journal")
@@ -22,14 +25,13 @@ import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-
-import optuna
-from optuna.storages import BaseStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from typing import TYPE_CHECKING
 
 from hpo.errors import StorageError
 from hpo.store.journal import DEFAULT_JOURNAL, open_journal
+
+if TYPE_CHECKING:
+    from optuna.storages import BaseStorage, RDBStorage
 
 DEFAULT_STORAGE = DEFAULT_JOURNAL
 # RDB storages (many hosts): each running trial beats every HEARTBEAT_SECONDS; one silent for
@@ -142,9 +144,11 @@ def _open_rdb(url: str) -> RDBStorage:
             f"Expected a storage URL with one of the schemes {', '.join(_RDB_SCHEMES)} or a "
             f"file path, but got {_redact(url)!r}; use e.g. sqlite:///hpo.db or hpo.journal."
         )
+    from optuna.exceptions import ExperimentalWarning
+
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            warnings.simplefilter("ignore", ExperimentalWarning)
             return _rdb_with_heartbeat(_with_driver(url), scheme)
     except Exception as error:  # sqlalchemy raises many types; all mean "cannot reach it"
         reason = (str(error).strip().splitlines() or [type(error).__name__])[0].rstrip(".")
@@ -165,6 +169,8 @@ def _with_driver(url: str) -> str:
 def _rdb_with_heartbeat(url: str, scheme: str) -> RDBStorage:
     """Each running trial beats; a trial of a dead worker, on any host, is failed after the
     grace period by the next worker that looks, and queued again with the same params."""
+    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+
     storage = RDBStorage(url, engine_kwargs=_engine_kwargs(scheme),
                          heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
                          heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback())
@@ -198,6 +204,11 @@ def _engine_kwargs(scheme: str) -> dict[str, object]:
 
 def _redact(url: str) -> str:
     """The URL without its password, fit for an error message."""
+    if not _is_url(url):  # a file path: no password to hide, and no SQLAlchemy to load
+        return url
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     try:
         return make_url(url).render_as_string(hide_password=True)
     except (ArgumentError, ValueError):  # not even parsable (e.g. a port that is no number)
@@ -207,4 +218,6 @@ def _redact(url: str) -> str:
 
 def study_names(storage: BaseStorage) -> list[str]:
     """Names of every study in the storage, in creation order."""
+    import optuna
+
     return [summary.study_name for summary in optuna.get_all_study_summaries(storage)]
