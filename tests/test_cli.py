@@ -254,14 +254,7 @@ def test_help_and_list_import_no_heavy_library(
     assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout + done.stderr
 
 
-# hpo/cli/run.py imports the runner, optuna and pandas at module level (being split apart
-# elsewhere this round); every other command's parser needs none of them.
-_EAGER_PARSERS = {"run"}
-
-
-@pytest.mark.parametrize("command", [
-    pytest.param(name, marks=pytest.mark.xfail(reason="run.py imports them at module level"))
-    if name in _EAGER_PARSERS else name for name in COMMANDS])
+@pytest.mark.parametrize("command", COMMANDS)
 def test_every_command_answers_help_without_heavy_libraries(tmp_path: Path, command: str) -> None:
     """Each command imports what it uses when it uses it: ``--help`` builds a parser only."""
     code = (f"from hpo.cli import main\ntry:\n    main([{command!r}, '--help'])\n"

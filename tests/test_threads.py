@@ -23,13 +23,13 @@ from tests.conftest import write_study
 def _refit_threads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """The thread counts the held-out refits at the end of ``hpo run`` train with."""
     seen: list[int] = []
-    real = hpo.results.holdout.train_and_score
+    real = hpo.results.holdout.evaluate_many
 
     def spy(*args: Any, **kwargs: Any) -> Any:
         seen.append(torch.get_num_threads())
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(hpo.results.holdout, "train_and_score", spy)
+    monkeypatch.setattr(hpo.results.holdout, "evaluate_many", spy)
     return seen
 
 

@@ -15,11 +15,13 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hpo.errors import ConfigError
-from hpo.study.config import Study
 from search_spaces.values import is_int, is_number
+
+if TYPE_CHECKING:  # a Study loads the data layer (torch): `hpo run --help` needs none
+    from hpo.study.config import Study
 
 MODES = ("auto", "population", "single")
 RUNNERS = ("optuna", "ray")
