@@ -77,6 +77,7 @@ def main() -> None:
     print(f"command: python {' '.join(sys.argv)}\ndate: {datetime.datetime.now():%Y-%m-%d %H:%M}"
           f"\nload average {_load()} (before); background load: {args.load} process(es)")
     for side, tree in trees.items():
+        _check_tree(tree)
         print(f"{side}: {tree} ({_revision(tree)})")
     for command in chosen:
         print(f"{command.name:8s} PYTHONPATH=<tree> python -m hpo.cli {' '.join(command.args)}"
@@ -93,6 +94,17 @@ def main() -> None:
     _summary(chosen, seconds)
     if "compare" in outputs:
         _check_verdicts(outputs["compare"])
+
+
+def _check_tree(tree: Path) -> None:
+    # The venv installs /work/main editable: a wrong path would silently time that one.
+    out = subprocess.run([sys.executable, "-c", "import hpo; print(hpo.__file__)"],
+                         env={**os.environ, "PYTHONPATH": str(tree)}, capture_output=True,
+                         text=True)
+    if not out.stdout.strip().startswith(str(tree)):
+        sys.exit(f"--trees: {tree} should hold the package hpo, but `import hpo` with "
+                 f"PYTHONPATH={tree} gave {out.stdout.strip() or out.stderr.strip()!r}; "
+                 "give a checkout's root.")
 
 
 def _parse() -> argparse.Namespace:
@@ -248,4 +260,7 @@ def _revision(tree: Path) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:  # the burners and the running command are already stopped
+        sys.exit("interrupted")
