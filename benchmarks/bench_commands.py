@@ -98,7 +98,8 @@ def main() -> None:
 
 def _check_tree(tree: Path) -> None:
     # The venv installs /work/main editable: a wrong path would silently time that one.
-    out = subprocess.run([sys.executable, "-c", "import hpo; print(hpo.__file__)"],
+    # From "/", as the commands run from an empty folder: `-c` puts the working folder first.
+    out = subprocess.run([sys.executable, "-c", "import hpo; print(hpo.__file__)"], cwd="/",
                          env={**os.environ, "PYTHONPATH": str(tree)}, capture_output=True,
                          text=True)
     if not out.stdout.strip().startswith(str(tree)):
