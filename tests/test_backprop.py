@@ -11,6 +11,7 @@ import torch
 from hpo import LabData
 from hpo.data import Fold, prepare_folds
 from hpo.train._backprop import DERIVATIVES, mse_step
+from hpo.train._kernels import whole_vectors
 from hpo.train.batched import Population
 from search_spaces import ACTIVATIONS
 
@@ -52,7 +53,9 @@ def test_step_equals_autograd(name: str, depth: int, dtype: torch.dtype) -> None
 
     h = x
     for layer in range(depth):
-        h = activation(torch.baddbmm(weights[2 * layer + 1], h, weights[2 * layer]))
+        # On whole vectors, as the engine computes activations (hpo.train._kernels).
+        h = whole_vectors(activation, torch.baddbmm(weights[2 * layer + 1], h,
+                                                    weights[2 * layer]))
     expected_out = torch.baddbmm(weights[-1], h, weights[-2])
     expected_loss = ((expected_out - y) ** 2).mean(dim=(1, 2))
     expected_loss.sum().backward()

@@ -68,8 +68,6 @@ NOT_RUN_HERE = {
     ".venv/bin/hpo dashboard": "serves until Ctrl-C (tests/test_dashboard.py serves it)",
     ".venv/bin/hpo compare studies/homework_manual.toml lr-exponential lr-step lr-cosine "
     "--seeds 5": "125 re-trainings (tests/test_compare.py runs a small one)",
-    ".venv/bin/hpo export cars-grid --out cars.pt": "needs the course's grid study above "
-    "(tests/test_verdict.py refits a cross-validated study)",
     "createdb hpo": "a PostgreSQL server (tests/test_storage_contract.py starts one)",
     "hpo run studies/mlp_full.py --storage postgresql://USER:PW@DBHOST/hpo --n-trials 200":
         "two hosts and a PostgreSQL server",
