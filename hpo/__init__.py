@@ -22,10 +22,10 @@ Example:
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from hpo.errors import ConfigError, DataError, DeviceError, HPOError, StorageError, StudyFileError
+from search_spaces._lazy import lazy_names
 
 if TYPE_CHECKING:
     from hpo.data import CsvData, LabData, Mtcars
@@ -67,13 +67,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module 'hpo' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_LAZY[name]), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_names("hpo", _LAZY, globals())

@@ -41,9 +41,9 @@ Every name here is loaded on first use (PEP 562), from the module that defines i
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from search_spaces._lazy import lazy_names
 from search_spaces.errors import SpaceError
 
 if TYPE_CHECKING:
@@ -116,13 +116,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module 'search_spaces' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_LAZY[name]), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_names("search_spaces", _LAZY, globals())
