@@ -1,47 +1,26 @@
-"""Trials trained many at a time: ask Optuna for a batch, group, train each group as one.
+"""Trials trained many at a time: ask Optuna for a batch, group, train each group as one
+population of the engine (`hpo.train.batched`; docs/architecture.md, "One engine").
 
-A worker holds up to ``RunOptions.population_size`` trials at once, growing with the trials
-that ended when the sampler learns from them (the runner decides, `_batch_size`). The
-median and percentile pruners judge a trial against the earlier trials still training too
-(`hpo.study.pruners`): the members of a population prune each other.
-
-Each batch of asked trials is grouped by `hpo.train.batched.group_key` (input features and
-batch size: depth, width, activation, batch norm, epochs, optimizer and schedule may differ
-within a population); a group of two or more trains as one population. A trial alone in its
-group runs one at a time as before, unless ``force`` (``--mode population``). A study scored
-over several training seeds (``Study.seeds > 1``) always runs one at a time: its extra seeds
-are not batched.
+A batch of asked trials is grouped by `hpo.train.batched.group_key` (input features and
+batch size); a group of two or more trains as one population, and a trial alone in its group
+as a population of its own (`hpo.runners.trials.run_trial`) unless ``force`` (``--mode
+population``), as every trial of a study scored over several seeds.
 
 A population trained on one split rolls: a trial that ends (done, pruned, diverged) is told
-at once, and its place goes to a newly asked trial that joins the models still training at
-its own epoch 1 (`hpo.train.batched.Population.admit`), with the weights, data order and
-schedule it would have alone. Without rolling, a batch lasts as long as its longest trial
-while its pruned trials leave it emptier every epoch. A new trial that does not fit the
-population's padded layout or group waits; the population then takes in no more, and the
-trials that waited run once it has drained.
-
-Every epoch each model's test R² goes to its own trial through its own `OptunaReporter`, so
-pruners act per trial; a pruned model leaves the population and its trial is told PRUNED at
-that epoch; a model whose loss turns non-finite is told FAIL (``ended=diverged``) alone. Each
-trial gets the user attrs the one-at-a-time path writes (``runner`` included), through the
-same `OptunaReporter`, plus ``population`` (how many models trained together when it
-started).
+at once, and its place goes to a newly asked trial that joins at its own epoch 1
+(`hpo.train.batched.Population.admit`). A new trial that does not fit the population's
+padded layout or group waits until the population drains. Every epoch each model's test R²
+goes to its own trial through its own `OptunaReporter`, so pruners act per trial. A
+cross-validated group trains through `hpo.train.objective.evaluate_many`, every fold at
+once where they make as many batches, each trial reporting its running mean R² per fold.
+Each trial records its place in its population (``cohort``), which a replay rebuilds.
 
 Faults end trials as `hpo.runners.trials.fail_trial` ends one trial: an exception inside a
-population (out of memory, a bug) fails that population's open trials with its reason and the
-study goes on; Ctrl-C, SIGTERM or an orphaned worker fails them as ``interrupted``, queues
-each again with its params, and stops. ``--trial-timeout`` is checked after every epoch
-against each trial's own wall time since it started (in a population, the population's time
-since then): past it, the trial fails as ``timeout``. Every trial of a running population
-beats its heartbeat (RDB storages) until it ends.
-
-With k cross-validation folds whose training rows make as many batches each, the k folds of
-every trial of a group train side by side as one population
-(`hpo.train.batched.folds_train_together`), even with a pruner: the trials then report
-fold 1, 2, ... in order, and one pruned after fold j records what one at a time records
-(its later folds' training is wasted, but in a population an extra model costs little
-wall time). Otherwise the folds run one after another, each fold one population. Either way
-every trial reports its running mean R² after each fold (step = fold), as one at a time.
+population fails its open trials with its reason and the study goes on; Ctrl-C, SIGTERM or
+an orphaned worker fails them as ``interrupted`` and queues each again with its params.
+``--trial-timeout`` is checked after every epoch against each trial's own time since it
+started. Every trial of a running population beats its heartbeat (RDB storages) until it
+ends.
 """
 
 from __future__ import annotations
@@ -176,9 +155,8 @@ class _Context:
 
 def batchable(study: Study, group: Sequence[Mapping[str, Any]], force: bool) -> bool:
     """Whether a group of params (one group key) trains as one population."""
-    if study.seeds > 1:  # evaluate's extra seeds and their spread are not batched
-        return False
-    return force or len(group) > 1
+    # A study scored over several seeds trains each trial's seeds as its population.
+    return study.seeds == 1 and (force or len(group) > 1)
 
 
 def _run_one_group(context: _Context, group: list[_Entry], force: bool) -> None:
@@ -291,7 +269,7 @@ def _start(context: _Context, entries: Sequence[_Entry], population: int,
         layout = Layout.of([model_spec(e.params, context.in_features) for e in entries])
     for i, entry in enumerate(entries):
         entry.reporter.record(started_record(entry.params, device=context.device,
-                                             seed=_seed(context.study, entry),
+                                             seed=_seeds(context.study, [entry])[0],
                                              layout=layout.to_dict()))
         entry.reporter.record({"population": population})
         if cohort is not None:
@@ -403,7 +381,7 @@ def _train_folds(context: _Context, group: list[_Entry], check_orphan: Callable[
         if time.monotonic() > group[0].deadline:
             raise TrialTimeout.past(context.timeout or 0.0)
 
-    jobs = [Job(entry.params, _seed(context.study, entry), entry.reporter) for entry in group]
+    jobs = [Job(entry.params, _seeds(context.study, [entry])[0], entry.reporter) for entry in group]
     evaluate_many(jobs, context.folds, device=context.device, score=context.study.score,
                   stops=(optuna.TrialPruned,), check=check,
                   layout=Layout.of([model_spec(e.params, context.in_features) for e in group]))
@@ -417,9 +395,5 @@ def _train_folds(context: _Context, group: list[_Entry], check_orphan: Callable[
 
 
 def _seeds(study: Study, group: Sequence[_Entry]) -> list[int]:
-    return [_seed(study, entry) for entry in group]
-
-
-def _seed(study: Study, entry: _Entry) -> int:
-    return trial_seed(study.seed, entry.trial.number)
+    return [trial_seed(study.seed, entry.trial.number) for entry in group]
 

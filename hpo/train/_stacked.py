@@ -13,7 +13,7 @@ the layers it lacks (``deeper``), so the output layer reads its own last layer.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -217,3 +217,31 @@ def _load(target: torch.Tensor, padded: torch.Tensor) -> None:
         target.copy_(padded[:len(target)])
     else:
         target.copy_(padded[:target.shape[0], :target.shape[1]])
+
+
+@dataclass
+class Member:
+    """One model of a population and how its training went (as a `TrainResult` says it).
+
+    ``rows`` has one dict per finished epoch with the columns of `train`'s history;
+    ``stopped`` is None, ``"diverged"`` or ``"callback"``; ``seconds`` is the model's share of
+    the population's wall time (each epoch's time divided by the models it trained).
+    """
+
+    index: int
+    params: Mapping[str, Any]
+    seed: int
+    n_params: int = 0
+    rows: list[dict[str, float]] = field(default_factory=list)
+    stopped: str | None = None
+    message: str = ""
+    seconds: float = 0.0
+    spec: ModelSpec | None = None
+    state: list[torch.Tensor] | None = None  # its weights when it left (keep_weights)
+    layout: Layout | None = None
+
+    def model(self) -> nn.Module:
+        """The trained model as ``build_model`` builds it (the population kept weights)."""
+        if self.state is None or self.spec is None or self.layout is None:
+            raise ValueError("Only a population trained with keep_weights=True keeps models.")
+        return unstack(self.layout, self.spec, self.state)

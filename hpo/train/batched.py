@@ -1,28 +1,19 @@
-"""Many small networks trained as one batched computation: a population.
+"""Many small networks trained as one batched computation: a population, the one engine
+every training goes through (docs/architecture.md, "One engine").
 
 The models of a population share their data (one fold, or one fold each: k-fold CV as one
 more batch axis), input features and batch size; anything else may differ per model: depth,
-width, activation, batch norm (`hpo.train._stacked` pads every model to the widest and
-deepest and masks it back to itself), epochs (a model leaves when its own are done), initial
-weights and data order (each from the model's own seed, drawn exactly as the one-at-a-time
-path draws them), learning rate and its schedule, optimizer and its knobs, weight decay,
-dropout rate. Weights are stacked along a leading model axis, ``(models, in, out)``, and
-each layer is one ``baddbmm``; the optimizers are written out on the stacked tensors with
-one value per model (torch's own formulas), so one Python step trains every model. A plain
-stack (one activation, no batch norm, dropout, nor models of different depths) steps with
-its gradients written out, autograd's bit for bit (`hpo.train._backprop`); any other stack,
-and a padded cross-validation batch, through autograd.
+width, activation, batch norm, dropout (`hpo.train._stacked` pads every model to the widest
+and deepest and masks it back to itself), epochs, initial weights and data order (drawn as
+the course's loop draws them), learning rate and its schedule (each model's own torch
+scheduler on a stand-in optimizer, `hpo.train.schedules`), optimizer and its knobs. Weights
+are stacked along a leading model axis and each layer is one ``baddbmm``
+(`hpo.train._forward`); the optimizers are written out on the stacked tensors with one
+value per model, so one Python step trains every model. A plain stack steps with its
+gradients written out, autograd's bit for bit (`hpo.train._backprop`). Models may join a
+training population (`Population.admit`) at their own epoch 1.
 ``benchmarks/bench_population.py`` measures this against ``torch.func.stack_module_state``
 + ``vmap`` (slower here: see benchmarks/README.md).
-
-Models may also join a population that is training (`Population.admit`, when
-`Population.fits` allows: the same group, within its padded layout): each starts at its own
-epoch 1 with its own step count for Adam's bias correction, zero optimizer state and a fresh
-schedule, so it trains as it would alone (``tests/test_population.py``, float64).
-
-Learning rates come from each model's real torch scheduler, built by
-``search_spaces.build_scheduler`` on a stand-in optimizer and stepped as the loop steps it,
-so the lr of every epoch is the one the one-at-a-time path uses, plateau included.
 
 Example:
     >>> members = train_population([params_a, params_b], fold, seeds=[0, 1])  # doctest: +SKIP
@@ -33,11 +24,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from torch import nn
 
 from hpo.data import Fold
 from hpo.train._backprop import DERIVATIVES, Activation, Derivative, mse_step
@@ -45,9 +34,9 @@ from hpo.train._data import folds_train_together as folds_train_together
 from hpo.train._data import group_key, load, shuffled
 from hpo.train._forward import forward, mse
 from hpo.train._scores import rows as _rows
-from hpo.train._stacked import Layout, stack, unstack
+from hpo.train._stacked import Layout, Member, stack
 from hpo.train.metrics import scores
-from hpo.train.models import ModelSpec, model_spec
+from hpo.train.models import model_spec
 from hpo.train.optimizers import StackedOptimizer
 from hpo.train.rules import diverged_message, divergence
 from hpo.train.schedules import Schedules
@@ -59,34 +48,6 @@ indices to stop (pruned). It may raise to stop the whole population. ``epoch`` c
 population's epochs; each row's ``"epoch"`` is its model's own (models that joined later,
 `Population.admit`, are behind)."""
 
-
-
-@dataclass
-class Member:
-    """One model of a population and how its training went (as a `TrainResult` says it).
-
-    ``rows`` has one dict per finished epoch with the columns of `train`'s history;
-    ``stopped`` is None, ``"diverged"`` or ``"callback"``; ``seconds`` is the model's share of
-    the population's wall time (each epoch's time divided by the models it trained).
-    """
-
-    index: int
-    params: Mapping[str, Any]
-    seed: int
-    n_params: int = 0
-    rows: list[dict[str, float]] = field(default_factory=list)
-    stopped: str | None = None
-    message: str = ""
-    seconds: float = 0.0
-    spec: ModelSpec | None = None
-    state: list[torch.Tensor] | None = None  # its weights when it left (keep_weights)
-    layout: Layout | None = None
-
-    def model(self) -> nn.Module:
-        """The trained model as ``build_model`` builds it (the population kept weights)."""
-        if self.state is None or self.spec is None or self.layout is None:
-            raise ValueError("Only a population trained with keep_weights=True keeps models.")
-        return unstack(self.layout, self.spec, self.state)
 
 
 def train_population(
