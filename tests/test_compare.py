@@ -529,3 +529,29 @@ def test_a_diverging_config_is_stored_failed_and_never_best(storage: str, tmp_pa
     assert failed.state == TrialState.FAIL and failed.user_attrs["ended"] == "diverged"
     assert "| boom | x | exponential | lr-exponential | diverged (1 seeds) |" in (
         tmp_path / "compare.md").read_text(encoding="utf-8")
+
+
+def test_compare_trains_with_one_thread_whatever_the_callers_count(
+    storage: str, manual_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hpo.results.holdout
+    import hpo.results.manual
+
+    seen: list[int] = []
+    for module in (hpo.results.manual, hpo.results.holdout):
+        real = module.evaluate_many
+
+        def spy(*args: Any, real: Any = real, **kwargs: Any) -> Any:
+            seen.append(torch.get_num_threads())
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(module, "evaluate_many", spy)
+    fresh = tmp_path / "fresh.toml"  # another manual study: its runs are trained, not reused
+    fresh.write_text(manual_file.read_text())
+    torch.set_num_threads(2)
+    try:
+        compare(fresh, ["lr-exponential"], storage=storage, seeds=1, top=1)
+        assert torch.get_num_threads() == 2  # given back
+    finally:
+        torch.set_num_threads(1)
+    assert seen and set(seen) == {1}, seen

@@ -53,6 +53,7 @@ from hpo.results.verdict import Candidate, family_verdict, score_candidates
 from hpo.store.attrs import epochs_run, trial_params, write_record
 from hpo.store.record import held_out_share, score_label
 from hpo.train.progress import Progress
+from hpo.train.threads import torch_threads
 from search_spaces.values import is_int
 
 COLUMNS = ("family", "study", "manual_configs", "best_manual", "best_manual_who",
@@ -74,6 +75,7 @@ def compare(
     top: int = 3,
     *,
     progress: bool = False,
+    threads: int = 1,
 ) -> pd.DataFrame:
     """Re-train the hand-picked configs and compare them with the studies, one row a family.
 
@@ -82,6 +84,7 @@ def compare(
     the study scored trials on); ``frame.attrs["test"]`` one row per config or trial scored
     on the held-out test part (``scores``: one R² per seed 0 … seeds-1).
     With ``progress``, shows the runs trained so far and the best mean R² among them.
+    Every training takes ``threads`` torch threads (each records its count).
     """
     if not is_int(seeds) or seeds < 1:
         raise ConfigError(f"`seeds` must be an int >= 1, but got {seeds!r}; pass e.g. 3.")
@@ -92,14 +95,18 @@ def compare(
     baselines = {s.study_name: Baseline.of(s) for s in served.values()}
     bar = Progress(len(configs) * seeds, "hand-picked configs", unit="training",
                    enabled=progress)
-    try:
-        scores = _scores(configs, served, baselines, list(range(seeds)), manual, bar)
-    finally:
-        bar.close()
-    _keep_record(manual, list(baselines.values()), manual_path)
-    rows = [_family_row(family, served.get(family), scores)
-            for family in dict.fromkeys(c.family for c in configs)]
-    tested = _on_test(rows, configs, served, baselines, list(range(seeds)), top, progress)
+    # One torch thread, as a search's workers: the course's networks gain nothing from
+    # more, and threads contending with a busy machine's other work made compare 6x slower.
+    with torch_threads(threads):
+        try:
+            scores = _scores(configs, served, baselines, list(range(seeds)), manual, bar)
+        finally:
+            bar.close()
+        _keep_record(manual, list(baselines.values()), manual_path)
+        rows = [_family_row(family, served.get(family), scores)
+                for family in dict.fromkeys(c.family for c in configs)]
+        tested = _on_test(rows, configs, served, baselines, list(range(seeds)), top,
+                          progress)
     table = pd.DataFrame(rows, columns=list(COLUMNS)).astype({c: "Int64" for c in _COUNTS})
     table.attrs["configs"] = scores
     table.attrs["test"] = tested
