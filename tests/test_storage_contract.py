@@ -61,10 +61,17 @@ def test_create_and_resume(tmp_path: Path, storage: str) -> None:
 
 @pytest.mark.slow
 def test_several_workers_share_one_study(tmp_path: Path, storage: str) -> None:
-    study = _study(tmp_path, n_trials=6, epochs=3)
-    done = run(study, RunOptions(storage=storage, progress=False, workers=2))
-    assert [t.state for t in done.trials] == [TrialState.COMPLETE] * 6
-    assert len({t.user_attrs["worker"] for t in done.trials}) == 2
+    # A fresh `hpo run` process, as a user starts one: a thread another test left running in
+    # this one would make the workers spawn (hpo.runners.processes.start_method), and the
+    # first could take every trial before the second has imported torch.
+    path = write_study(tmp_path, n_trials=6, epochs=3)
+    subprocess.run([sys.executable, "-m", "hpo.cli", "run", str(path), "--storage", storage,
+                    "--workers", "2", "--no-progress"], cwd=tmp_path, check=True,
+                   capture_output=True, timeout=300,
+                   env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
+    done = _trials(storage)
+    assert [t.state for t in done] == [TrialState.COMPLETE] * 6
+    assert len({t.user_attrs["worker"] for t in done}) == 2
 
 
 @pytest.mark.slow
