@@ -68,11 +68,12 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-retries", type=int, help="with --runner ray: times a "
                         f"crashing trial is run again (default: {DEFAULT_MAX_RETRIES})")
     parser.add_argument("--mode", choices=MODES,
-                        help="auto: train trials of one batch size together as one batched "
-                        "population (depth, width, activation, batch norm and epochs may "
-                        "differ), a trial alone in its group one at a time (so are studies "
-                        "with seeds > 1); population: batch every trial (but those of "
-                        "studies with seeds > 1); single: one at a time "
+                        help="auto: ask a batch of trials and train those of one batch "
+                        "size together as one population (depth, width, activation, batch "
+                        "norm and epochs may differ), a trial alone in its group as a "
+                        "population of its own (so is each trial of a study with seeds > 1, "
+                        "its seeds together); population: the same, through the batch path "
+                        "even for a group of one; single: ask one trial at a time "
                         f"(default: {default['mode']})")
     parser.add_argument("--population-size", type=positive_int, help="trials asked and "
                         f"trained at once per worker (default: {default['population_size']})")

@@ -57,9 +57,10 @@ class RunOptions:
             ``DEFAULT_MAX_RETRIES``).
         mode: ``auto`` trains trials that share a batch size (and input features) as one
             batched population (``hpo.runners.population``; depth, width, activation, batch
-            norm and epochs may differ) and a trial alone in its group one at a time;
-            ``population`` batches every trial (a group of one too); ``single`` trains one
-            trial at a time.
+            norm and epochs may differ) and a trial alone in its group as a population of
+            its own; ``population`` sends every group through the batch path (a group of one
+            too); ``single`` asks one trial at a time. Every training goes through the one
+            engine (docs/architecture.md, "One engine").
         population_size: trials asked at once per worker in ``auto``/``population`` mode.
         threads: torch CPU threads of every worker process, and of this process while it
             trains (an in-process worker, the refit after ``hpo run``); None means
