@@ -115,10 +115,11 @@ def evaluate(
     Raises:
         TrialDiverged: the training loss became non-finite (with any seed).
     """
-    job = Job(params, seed, _Attrs(reporter), seeds)
+    kept = _Attrs(reporter)
+    job = Job(params, seed, kept, seeds)
     evaluate_many([job], folds, device=device, score=score)
     if job.value is None:
-        raise TrialDiverged(str(job.reporter.attrs.get("message")))  # type: ignore[attr-defined]
+        raise TrialDiverged(str(kept.attrs.get("message")))
     return job.value
 
 
